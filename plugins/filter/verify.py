@@ -1,0 +1,29 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that turn inventory variables into verify targets and verify results into a table."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.ocsp.stapling.plugins.module_utils._verify import VerifyError, format_table, targets_for
+
+
+def verify_targets(endpoints, address, port=443):
+    try:
+        return targets_for(endpoints, address, int(port))
+    except (VerifyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("ocsp.stapling.verify_targets: %s" % exc) from None
+
+
+def verify_table(results):
+    try:
+        return format_table(results)
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("ocsp.stapling.verify_table expects the targets list that ocsp.stapling.verify returns: %s" % exc) from None
+
+
+class FilterModule:
+    def filters(self):
+        return {"verify_targets": verify_targets, "verify_table": verify_table}

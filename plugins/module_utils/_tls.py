@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One TLS handshake that asks for the certificate status (RFC 6066 status_request).
+
+The standard library's ssl module cannot ask for a staple, so this uses pyOpenSSL.
+No certificate trust is checked here: the point is what the server staples, and the
+staple itself is judged by ``_ocsp.evaluate_staple``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import select
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+
+try:
+    from OpenSSL import SSL
+except ImportError:
+    HAS_PYOPENSSL = False
+    PYOPENSSL_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_PYOPENSSL = True
+    PYOPENSSL_IMPORT_ERROR = None
+
+
+@dataclass
+class Handshake:
+    """What one handshake returned; ``error`` is set when there was no session."""
+
+    staple: bytes | None = None
+    chain: list = field(default_factory=list)
+    tls_version: str | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def _remember_staple(connection, staple: bytes, _data) -> bool:
+    connection.get_app_data()["staple"] = bytes(staple) if staple else None
+    # True: carry on with the handshake whatever was stapled; the caller judges it.
+    return True
+
+
+def make_context():
+    """One client context shared by every handshake of a run (OpenSSL contexts are thread safe)."""
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_verify(SSL.VERIFY_NONE)
+    context.set_ocsp_client_callback(_remember_staple)
+    return context
+
+
+def _wait(sock: socket.socket, for_write: bool, deadline: float) -> None:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise socket.timeout()
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT if for_write else select.POLLIN)
+    if not poller.poll(remaining * 1000):
+        raise socket.timeout()
+
+
+def _sni(server_name: str | None) -> bytes | None:
+    if not server_name:
+        return None
+    try:
+        ipaddress.ip_address(server_name)
+    except ValueError:
+        return server_name.encode("idna")
+    return None  # RFC 6066 forbids IP literals in SNI
+
+
+def _peer_chain(connection) -> list:
+    try:
+        return connection.get_peer_cert_chain(as_cryptography=True) or []
+    except TypeError:  # pyOpenSSL before 24.3
+        return [cert.to_cryptography() for cert in connection.get_peer_cert_chain() or []]
+
+
+def handshake(context, host: str, port: int, server_name: str | None, timeout: float) -> Handshake:
+    """Connect, send SNI and a status request, and return the staple and the served chain."""
+    started = time.monotonic()
+    deadline = started + timeout
+    result = Handshake()
+    sock = None
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setblocking(False)
+        connection = SSL.Connection(context, sock)
+        connection.set_app_data({"staple": None})
+        name = _sni(server_name)
+        if name:
+            connection.set_tlsext_host_name(name)
+        connection.request_ocsp()
+        connection.set_connect_state()
+        while True:
+            try:
+                connection.do_handshake()
+                break
+            except SSL.WantReadError:
+                _wait(sock, False, deadline)
+            except SSL.WantWriteError:
+                _wait(sock, True, deadline)
+        result.seconds = time.monotonic() - started
+        result.staple = connection.get_app_data()["staple"]
+        result.chain = _peer_chain(connection)
+        result.tls_version = connection.get_protocol_version_name()
+        try:
+            connection.shutdown()
+        except SSL.Error:
+            pass  # a half-closed session does not change what was stapled
+    except socket.timeout:
+        result.error = "no TLS handshake within %.1fs" % timeout
+    except socket.gaierror as exc:
+        result.error = "cannot resolve %s: %s" % (host, exc.strerror or exc)
+    except OSError as exc:
+        result.error = "cannot connect: %s" % (exc.strerror or exc)
+    except SSL.Error as exc:
+        result.error = "TLS handshake failed: %s" % _ssl_error_text(exc)
+    finally:
+        if sock is not None:
+            sock.close()
+    if result.error:
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def _ssl_error_text(exc) -> str:
+    details = []
+    for entry in exc.args[0] if exc.args and isinstance(exc.args[0], list) else []:
+        details.append(entry[-1] if isinstance(entry, tuple) else str(entry))
+    return ", ".join(details) or str(exc) or type(exc).__name__

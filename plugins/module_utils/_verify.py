@@ -1,0 +1,234 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Check many TLS endpoints for a good, fresh stapled OCSP response, concurrently.
+
+This is the engine behind the ``verify`` module: target parsing, the retry budget
+for cold caches, the thread pool and the summary. No Ansible imports.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ._ocsp import UTC, StapleEvaluation, evaluate_staple, find_issuer, format_duration, iso_time, load_pem_certificates, ocsp_urls, short_name, utc_attr
+from ._tls import handshake, make_context
+
+
+class VerifyError(Exception):
+    """Input that cannot be checked at all; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int = 443
+    server_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        if self.server_name and self.server_name != self.host:
+            return "%s:%d (%s)" % (host, self.port, self.server_name)
+        return "%s:%d" % (host, self.port)
+
+
+@dataclass
+class Policy:
+    """How hard to try before calling an endpoint broken."""
+
+    timeout: float = 5.0
+    retry_budget: float = 10.0
+    retry_delay: float = 0.25
+    max_retry_delay: float = 2.0
+    clock_skew: float = 300.0
+    extra_issuers: tuple = ()
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise VerifyError("timeout must be a positive number of seconds, got %s" % self.timeout)
+        for name in ("retry_budget", "retry_delay", "clock_skew"):
+            if getattr(self, name) < 0:
+                raise VerifyError("%s must not be negative, got %s" % (name, getattr(self, name)))
+
+
+def parse_targets(entries, default_port: int = 443) -> list:
+    """Turn the user's list of dicts into Targets, naming the entry that is wrong."""
+    targets = []
+    for index, entry in enumerate(entries or []):
+        where = "targets[%d]" % index
+        if isinstance(entry, str):
+            entry = _split_host_port(entry, default_port, where)
+        if not isinstance(entry, dict):
+            raise VerifyError("%s must be a mapping with host, port and server_name, got %r" % (where, entry))
+        unknown = set(entry) - {"host", "port", "server_name"}
+        if unknown:
+            raise VerifyError("%s has unknown keys %s: use host, port and server_name" % (where, ", ".join(sorted(unknown))))
+        host = entry.get("host")
+        if not host or not isinstance(host, str):
+            raise VerifyError("%s has no host: give the address or name to connect to" % where)
+        port = entry.get("port")
+        port = default_port if port in (None, "") else port
+        try:
+            port = int(port)
+        except (TypeError, ValueError):
+            raise VerifyError("%s port %r is not a number" % (where, port)) from None
+        if not 0 < port < 65536:
+            raise VerifyError("%s port %d is out of range 1-65535" % (where, port))
+        server_name = entry.get("server_name") or host
+        targets.append(Target(host=host.strip("[]"), port=port, server_name=str(server_name)))
+    return targets
+
+
+def _split_host_port(text: str, default_port: int, where: str) -> dict:
+    """Accept 'host', 'host:port' and '[v6]:port' shorthands."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else default_port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, default_port
+    if not host:
+        raise VerifyError("%s %r has no host" % (where, text))
+    return {"host": host, "port": port}
+
+
+def load_extra_issuers(path: str | None) -> tuple:
+    """Certificates from a PEM bundle, to find issuers that servers do not send."""
+    if not path:
+        return ()
+    try:
+        with open(path, "rb") as handle:
+            certificates = load_pem_certificates(handle.read())
+    except (OSError, ValueError) as exc:
+        raise VerifyError("ca_file %s cannot be read as PEM certificates: %s" % (path, exc)) from None
+    return tuple(certificates)
+
+
+def _certificate_facts(cert) -> dict:
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": "%X" % cert.serial_number,
+        "not_after": iso_time(utc_attr(cert, "not_valid_after")),
+        "ocsp_urls": ocsp_urls(cert),
+    }
+
+
+def check_target(target: Target, policy: Policy, context=None) -> dict:
+    """Handshake until a good staple arrives, a definite failure is seen or the budget is spent."""
+    context = context or make_context()
+    started = time.monotonic()
+    delay = policy.retry_delay
+    attempts = 0
+    issuer = None
+    while True:
+        attempts += 1
+        shake = handshake(context, target.host, target.port, target.server_name, policy.timeout)
+        if shake.error or not shake.chain:
+            evaluation = StapleEvaluation(reason=shake.error or "the server sent no certificate")
+            break
+        leaf = shake.chain[0]
+        issuer = find_issuer(leaf, list(shake.chain[1:]) + list(policy.extra_issuers))
+        evaluation = evaluate_staple(
+            shake.staple, leaf, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew))
+        remaining = policy.retry_budget - (time.monotonic() - started)
+        if evaluation.ok or not evaluation.retryable or remaining <= 0:
+            break
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, policy.max_retry_delay)
+
+    elapsed = time.monotonic() - started
+    result = {"host": target.host, "port": target.port, "server_name": target.server_name}
+    result.update(evaluation.as_dict())
+    if evaluation.retryable and attempts > 1:
+        result["reason"] += " after %d handshakes over %.1fs" % (attempts, elapsed)
+    result.update({
+        "attempts": attempts,
+        "handshake_seconds": round(shake.seconds, 4),
+        "elapsed_seconds": round(elapsed, 3),
+        "tls_version": shake.tls_version,
+        "certificate": _certificate_facts(shake.chain[0]) if shake.chain else None,
+        "issuer_found": bool(shake.chain) and issuer is not None,
+    })
+    if shake.chain and issuer is not None:
+        result["certificate"]["issuer_subject"] = short_name(issuer.subject)
+    return result
+
+
+def summarise(results: list) -> dict:
+    failed = [result for result in results if not result["ok"]]
+    return {
+        "total": len(results),
+        "ok": len(results) - len(failed),
+        "failed": len(failed),
+        "not_stapled": sum(1 for result in results if not result["stapled"]),
+        "revoked": sum(1 for result in results if result["cert_status"] == "revoked"),
+        "must_staple_broken": sum(1 for result in failed if result["must_staple"]),
+        "failed_targets": [_label(result) for result in failed],
+    }
+
+
+def failure_message(results: list, shown: int = 10) -> str:
+    """One message naming the failing targets and why, for a failed task."""
+    failures = [result for result in results if not result["ok"]]
+    lines = ["%s: %s" % (_label(result), result["reason"]) for result in failures[:shown]]
+    if len(failures) > shown:
+        lines.append("and %d more" % (len(failures) - shown))
+    return "%d of %d targets do not staple a good, fresh OCSP response: %s" % (len(failures), len(results), "; ".join(lines))
+
+
+def _label(result: dict) -> str:
+    return Target(result["host"], result["port"], result["server_name"]).label
+
+
+def check_targets(targets: list, policy: Policy, concurrency: int = 16) -> list:
+    """Check every target, ``concurrency`` at a time; results keep the order of ``targets``."""
+    if concurrency < 1:
+        raise VerifyError("concurrency must be at least 1, got %s" % concurrency)
+    if not targets:
+        return []
+    context = make_context()
+    workers = max(1, min(concurrency, len(targets)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda target: check_target(target, policy, context), targets))
+
+
+def targets_for(endpoints, address: str, port: int = 443) -> list:
+    """Targets for one inventory host: ``endpoints`` lists SNI names or {server_name, port} mappings."""
+    targets = []
+    for index, endpoint in enumerate(endpoints or []):
+        if isinstance(endpoint, str):
+            endpoint = {"server_name": endpoint}
+        if not isinstance(endpoint, dict) or not endpoint.get("server_name"):
+            raise VerifyError("endpoint %d of %s must be a server name or a mapping with server_name (and port), got %r" % (
+                index, address, endpoint))
+        targets.append({"host": address, "port": int(endpoint.get("port") or port), "server_name": endpoint["server_name"]})
+    return targets
+
+
+def format_table(results: list) -> list:
+    """A fixed-width table of results, one line per target, for people reading a run."""
+    header = ("TARGET", "RESULT", "STATUS", "EXPIRES IN", "TRIES", "MUST-STAPLE", "REASON")
+    rows = [header]
+    for result in results:
+        expiry = result.get("seconds_to_expiry")
+        rows.append((
+            _label(result),
+            "ok" if result["ok"] else "FAIL",
+            result.get("cert_status") or ("no staple" if not result.get("stapled") else "-"),
+            "-" if expiry is None else format_duration(expiry),
+            str(result.get("attempts", "-")),
+            "yes" if result.get("must_staple") else "no",
+            result["reason"],
+        ))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]
+    summary = summarise(results)
+    lines.append("%d of %d targets staple a good, fresh OCSP response" % (summary["ok"], summary["total"]))
+    return lines
+

@@ -1,0 +1,318 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: verify
+short_description: Prove that TLS endpoints staple a good, fresh OCSP response
+version_added: 0.1.0
+description:
+  - Connects to each target with SNI, asks for the certificate status (TLS C(status_request))
+    and judges the stapled OCSP response the way a careful client does.
+  - A target passes when a response is stapled, its response status is C(successful), it names
+    the served certificate (serial and issuer name and key hashes), it is signed by the issuer or
+    by a responder the issuer authorised (OCSP Signing extended key usage), the certificate status
+    is C(good), and it is fresh (thisUpdate <= now <= nextUpdate, within O(clock_skew)).
+  - nginx fetches OCSP responses lazily and each worker process keeps its own cache, so the first
+    handshakes after a start or reload carry no staple. A target without a staple is therefore
+    tried again with back-off until O(retry_budget) is spent; the result says how many handshakes
+    it took.
+  - Many targets are checked concurrently in one call.
+  - Read-only. Usually run on the controller (C(delegate_to: localhost) or C(connection: local)).
+author:
+  - ocsp.stapling contributors
+requirements:
+  - pyOpenSSL >= 22.1 (TLS client that can ask for the certificate status)
+  - cryptography >= 40 (OCSP parsing and signature checks)
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is changed either way, so check mode runs every check.
+  diff_mode:
+    support: none
+    description: Nothing is changed, so there is nothing to diff.
+  platform:
+    platforms: posix
+    description: Runs on the host it is placed on; that host needs network access to the targets.
+options:
+  targets:
+    description:
+      - The endpoints to check. Each item is a mapping with O(targets[].host), O(targets[].port) and
+        O(targets[].server_name), or a string C(host), C(host:port) or C([v6address]:port).
+      - Mutually exclusive with O(host).
+    type: list
+    elements: raw
+    suboptions:
+      host:
+        description: Address or DNS name to connect to.
+        type: str
+        required: true
+      port:
+        description: TCP port.
+        type: int
+        default: 443
+      server_name:
+        description:
+          - The SNI name to send, that is, which site on the server to check. Defaults to O(targets[].host).
+          - Without the right name a server answers with its default site, which may be a different certificate.
+        type: str
+  host:
+    description: A single target's address or DNS name, instead of O(targets).
+    type: str
+  port:
+    description: The single target's TCP port, with O(host).
+    type: int
+    default: 443
+  server_name:
+    description: The single target's SNI name, with O(host). Defaults to O(host).
+    type: str
+  concurrency:
+    description: How many targets are checked at the same time.
+    type: int
+    default: 16
+  timeout:
+    description: Seconds allowed for one TCP connection and TLS handshake.
+    type: float
+    default: 5
+  retry_budget:
+    description:
+      - Seconds to keep trying a target that staples nothing yet (cold cache) or whose responder said
+        C(tryLater), before calling it broken. C(0) makes exactly one handshake, as a scanner does.
+      - Definite failures (revoked, wrong certificate, bad signature, connection refused) are not retried.
+    type: float
+    default: 10
+  retry_delay:
+    description: Seconds to wait before the first retry; each further wait doubles, up to 2 seconds.
+    type: float
+    default: 0.25
+  clock_skew:
+    description: Seconds of clock difference tolerated when judging thisUpdate and nextUpdate.
+    type: int
+    default: 300
+  ca_file:
+    description:
+      - PEM file with extra certificates to look for the issuer in, for servers that do not send it
+        (for example a leaf signed directly by a root). The served chain is always searched first.
+    type: path
+  report_only:
+    description:
+      - When V(true), report every result but do not fail the task when a target is not stapling a good,
+        fresh response.
+    type: bool
+    default: false
+notes:
+  - The certificate chain is not validated against a trust store; this module is about the staple,
+    whose signature is checked against the issuer found in the served chain or O(ca_file).
+  - Scanners that make one handshake (sslyze, testssl.sh) report "not stapled" right after an nginx
+    reload; the retry budget is what avoids that false negative.
+seealso:
+  - name: RFC 6960 (OCSP)
+    description: The Online Certificate Status Protocol.
+    link: https://www.rfc-editor.org/rfc/rfc6960
+  - name: RFC 6066 section 8
+    description: The TLS certificate status request extension.
+    link: https://www.rfc-editor.org/rfc/rfc6066#section-8
+"""
+
+EXAMPLES = r"""
+- name: Check one site from the controller
+  ocsp.stapling.verify:
+    host: www.example.com
+  delegate_to: localhost
+
+- name: Check every site of a server concurrently, without failing, and keep the results
+  ocsp.stapling.verify:
+    targets:
+      - host: 192.0.2.10
+        port: 443
+        server_name: www.example.com
+      - host: 192.0.2.10
+        server_name: shop.example.com
+      - "[2001:db8::10]:8443"
+    retry_budget: 20
+    report_only: true
+  delegate_to: localhost
+  register: stapling
+
+- name: Show the sites that do not staple a good response
+  ansible.builtin.debug:
+    msg: "{{ stapling.targets | rejectattr('ok') | map(attribute='reason') | list }}"
+"""
+
+RETURN = r"""
+targets:
+  description: One result per target, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The address connected to.
+      type: str
+      sample: 192.0.2.10
+    port:
+      description: The port connected to.
+      type: int
+      sample: 443
+    server_name:
+      description: The SNI name sent.
+      type: str
+      sample: www.example.com
+    ok:
+      description: Whether a good, fresh, correctly signed staple for the served certificate was received.
+      type: bool
+      sample: true
+    reason:
+      description: One line a person can act on.
+      type: str
+      sample: good, fresh staple signed by delegated responder 'Example OCSP'; next update in 6d23h
+    stapled:
+      description: Whether the server stapled anything on the last handshake.
+      type: bool
+    response_status:
+      description: OCSP response status (V(successful), V(tryLater), V(internalError), ...); null when nothing was stapled.
+      type: str
+      sample: successful
+    cert_status:
+      description: V(good), V(revoked) or V(unknown); null when the response could not be trusted.
+      type: str
+      sample: good
+    revocation_time:
+      description: When the certificate was revoked (ISO 8601, UTC).
+      type: str
+    revocation_reason:
+      description: The revocation reason the responder gave, if any.
+      type: str
+      sample: keyCompromise
+    produced_at:
+      description: The response's producedAt (ISO 8601, UTC).
+      type: str
+    this_update:
+      description: The response's thisUpdate (ISO 8601, UTC).
+      type: str
+    next_update:
+      description: The response's nextUpdate (ISO 8601, UTC), null when the responder gave none.
+      type: str
+    seconds_to_expiry:
+      description: Seconds until nextUpdate; negative when stale.
+      type: int
+    signer:
+      description: Common name of the certificate that signed the response.
+      type: str
+    signer_kind:
+      description: V(issuer), V(delegated), V(unauthorised) or V(unknown).
+      type: str
+    names_certificate:
+      description: Whether the response is about the served certificate (serial, issuer name and key hashes).
+      type: bool
+    signature_valid:
+      description: Whether the response signature verified with an authorised key.
+      type: bool
+    fresh:
+      description: Whether thisUpdate <= now <= nextUpdate within the clock skew allowance.
+      type: bool
+    must_staple:
+      description: Whether the served certificate carries OCSP Must-Staple (TLS feature status_request).
+      type: bool
+    attempts:
+      description: How many handshakes were made; more than 1 means the cache was cold or the responder busy.
+      type: int
+      sample: 2
+    handshake_seconds:
+      description: Duration of the last handshake.
+      type: float
+    elapsed_seconds:
+      description: Time spent on this target, retries included.
+      type: float
+    tls_version:
+      description: Protocol of the last handshake.
+      type: str
+      sample: TLSv1.3
+    issuer_found:
+      description: Whether the issuer certificate was found in the served chain or O(ca_file).
+      type: bool
+    certificate:
+      description: The served certificate (subject, issuer, serial in hex, not_after, ocsp_urls, issuer_subject).
+      type: dict
+summary:
+  description: Counts over all targets.
+  returned: always
+  type: dict
+  sample:
+    total: 3
+    ok: 2
+    failed: 1
+    not_stapled: 1
+    revoked: 0
+    must_staple_broken: 0
+    failed_targets: ["192.0.2.10:443 (shop.example.com)"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.ocsp.stapling.plugins.module_utils import _ocsp, _tls
+from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
+    Policy,
+    VerifyError,
+    check_targets,
+    failure_message,
+    load_extra_issuers,
+    parse_targets,
+    summarise,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            targets=dict(type="list", elements="raw"),
+            host=dict(type="str"),
+            port=dict(type="int", default=443),
+            server_name=dict(type="str"),
+            concurrency=dict(type="int", default=16),
+            timeout=dict(type="float", default=5),
+            retry_budget=dict(type="float", default=10),
+            retry_delay=dict(type="float", default=0.25),
+            clock_skew=dict(type="int", default=300),
+            ca_file=dict(type="path"),
+            report_only=dict(type="bool", default=False),
+        ),
+        mutually_exclusive=[("targets", "host")],
+        required_one_of=[("targets", "host")],
+        supports_check_mode=True,
+    )
+    if not _ocsp.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=_ocsp.CRYPTOGRAPHY_IMPORT_ERROR)
+    if not _tls.HAS_PYOPENSSL:
+        module.fail_json(msg=missing_required_lib("pyOpenSSL"), exception=_tls.PYOPENSSL_IMPORT_ERROR)
+
+    params = module.params
+    try:
+        if params["targets"] is not None:
+            targets = parse_targets(params["targets"])
+        else:
+            targets = parse_targets([{"host": params["host"], "port": params["port"], "server_name": params["server_name"]}])
+        policy = Policy(
+            timeout=params["timeout"],
+            retry_budget=params["retry_budget"],
+            retry_delay=params["retry_delay"],
+            clock_skew=params["clock_skew"],
+            extra_issuers=load_extra_issuers(params["ca_file"]),
+        )
+        results = check_targets(targets, policy, params["concurrency"])
+    except VerifyError as exc:
+        module.fail_json(msg=str(exc))
+
+    summary = summarise(results)
+    outcome = dict(changed=False, targets=results, summary=summary)
+    if summary["failed"] and not params["report_only"]:
+        module.fail_json(msg=failure_message(results), **outcome)
+    module.exit_json(**outcome)
+
+
+if __name__ == "__main__":
+    main()
