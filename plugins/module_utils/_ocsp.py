@@ -79,9 +79,8 @@ def iso_time(value: datetime.datetime | None) -> str | None:
 
 def utc_attr(obj, name: str) -> datetime.datetime | None:
     """Read an aware timestamp from cryptography objects old and new (``*_utc`` came in 42)."""
-    aware = getattr(obj, name + "_utc", None)
-    if aware is not None:
-        return aware
+    if hasattr(obj, name + "_utc"):
+        return getattr(obj, name + "_utc")
     naive = getattr(obj, name)
     return None if naive is None else naive.replace(tzinfo=UTC)
 

@@ -1,0 +1,116 @@
+"""Unit tests of target parsing, the retry policy and the reports of the verify engine."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
+    Policy,
+    Target,
+    VerifyError,
+    check_targets,
+    failure_message,
+    format_table,
+    parse_targets,
+    summarise,
+    targets_for,
+)
+
+
+def test_parse_targets_accepts_mappings_and_shorthands():
+    targets = parse_targets([
+        {"host": "192.0.2.1", "port": "8443", "server_name": "www.example.com"},
+        {"host": "example.org"},
+        "example.net:444",
+        "[2001:db8::1]:8443",
+        "2001:db8::2",
+    ])
+    assert targets == [
+        Target("192.0.2.1", 8443, "www.example.com"),
+        Target("example.org", 443, "example.org"),
+        Target("example.net", 444, "example.net"),
+        Target("2001:db8::1", 8443, "2001:db8::1"),
+        Target("2001:db8::2", 443, "2001:db8::2"),
+    ]
+    assert targets[0].label == "192.0.2.1:8443 (www.example.com)"
+    assert targets[3].label == "[2001:db8::1]:8443"
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"port": 443}, "targets[0] has no host"),
+    ({"host": "a", "port": "https"}, "targets[0] port 'https' is not a number"),
+    ({"host": "a", "port": 70000}, "out of range"),
+    ({"host": "a", "sni": "b"}, "unknown keys sni: use host, port and server_name"),
+    (42, "targets[0] must be a mapping"),
+])
+def test_parse_targets_names_the_bad_entry(entry, message):
+    with pytest.raises(VerifyError, match=re.escape(message)):
+        parse_targets([entry])
+
+
+@pytest.mark.parametrize("field, value", [("timeout", 0), ("retry_budget", -1), ("retry_delay", -0.1), ("clock_skew", -5)])
+def test_policy_rejects_impossible_values(field, value):
+    with pytest.raises(VerifyError, match=field):
+        Policy(**{field: value})
+
+
+def test_check_targets_rejects_zero_concurrency():
+    with pytest.raises(VerifyError, match="concurrency must be at least 1"):
+        check_targets([Target("127.0.0.1", 1)], Policy(), concurrency=0)
+
+
+def test_connection_refused_is_a_definite_failure_without_retries():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    # Nothing listens on that port any more: the refusal must not burn the retry budget.
+    [result] = check_targets([Target("127.0.0.1", port, "site.test")], Policy(retry_budget=30))
+    assert not result["ok"] and result["attempts"] == 1 and result["elapsed_seconds"] < 5
+    assert result["reason"].startswith("cannot connect")
+
+
+def test_silent_server_times_out_within_the_timeout():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        [result] = check_targets([Target("127.0.0.1", listener.getsockname()[1])], Policy(timeout=0.5, retry_budget=30))
+    assert not result["ok"] and result["attempts"] == 1
+    assert result["reason"] == "no TLS handshake within 0.5s"
+    assert result["elapsed_seconds"] < 2
+
+
+def test_targets_for_builds_one_target_per_name():
+    assert targets_for(["a.test", {"server_name": "b.test", "port": 8443}], "10.0.0.1", 4443) == [
+        {"host": "10.0.0.1", "port": 4443, "server_name": "a.test"},
+        {"host": "10.0.0.1", "port": 8443, "server_name": "b.test"},
+    ]
+    with pytest.raises(VerifyError, match="endpoint 0 of 10.0.0.1"):
+        targets_for([{"port": 1}], "10.0.0.1")
+
+
+def result(name, ok, **extra):
+    base = {"host": "127.0.0.1", "port": 443, "server_name": name, "ok": ok, "stapled": ok, "cert_status": "good" if ok else None,
+            "must_staple": False, "attempts": 1, "seconds_to_expiry": 3600 if ok else None,
+            "reason": "good, fresh staple" if ok else "no OCSP response stapled"}
+    base.update(extra)
+    return base
+
+
+def test_summary_table_and_failure_message():
+    results = [result("a.test", True), result("b.test", False, must_staple=True, attempts=7),
+               result("c.test", False, stapled=True, cert_status="revoked", reason="the certificate is revoked")]
+    summary = summarise(results)
+    assert summary == {"total": 3, "ok": 1, "failed": 2, "not_stapled": 1, "revoked": 1, "must_staple_broken": 1,
+                       "failed_targets": ["127.0.0.1:443 (b.test)", "127.0.0.1:443 (c.test)"]}
+    table = format_table(results)
+    assert table[0].split() == ["TARGET", "RESULT", "STATUS", "EXPIRES", "IN", "TRIES", "MUST-STAPLE", "REASON"]
+    assert table[1].split()[:6] == ["127.0.0.1:443", "(a.test)", "ok", "good", "1h00m", "1"]
+    assert "no staple" in table[2] and "FAIL" in table[2] and " 7 " in table[2]
+    assert table[-1] == "1 of 3 targets staple a good, fresh OCSP response"
+    # Columns line up: the reason starts at the same offset on every row.
+    assert len({line.index(reason) for line, reason in zip(table[1:4], ["good, fresh", "no OCSP", "the certificate"])}) == 1
+    message = failure_message(results, shown=1)
+    assert message == "2 of 3 targets do not staple a good, fresh OCSP response: 127.0.0.1:443 (b.test): no OCSP response stapled; and 1 more"
