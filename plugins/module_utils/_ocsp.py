@@ -16,7 +16,7 @@ from dataclasses import dataclass
 try:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
     from cryptography.x509 import ocsp
     from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -187,6 +187,12 @@ def _cert_id_hashes(cert: x509.Certificate, issuer: x509.Certificate, algorithm)
     # rather than digging the key BIT STRING out of the DER by hand.
     request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm).build()
     return request.issuer_name_hash, request.issuer_key_hash
+
+
+def request_der(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
+    """A DER OCSP request for ``cert``, with the SHA-1 CertID every responder understands."""
+    request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()
+    return request.public_bytes(serialization.Encoding.DER)
 
 
 def _single_responses(response) -> list:

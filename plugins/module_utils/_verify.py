@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import datetime
 import time
+import urllib.error
+import urllib.request
+from http.client import HTTPException
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ._ocsp import UTC, StapleEvaluation, evaluate_staple, find_issuer, format_duration, iso_time, load_pem_certificates, ocsp_urls, short_name, utc_attr
+from ._ocsp import UTC, StapleEvaluation, evaluate_staple, find_issuer, format_duration, iso_time, load_pem_certificates, ocsp_urls, request_der, short_name, utc_attr
 from ._tls import handshake, make_context
 
 
@@ -46,6 +49,8 @@ class Policy:
     max_retry_delay: float = 2.0
     clock_skew: float = 300.0
     extra_issuers: tuple = ()
+    # Ask the certificate's responder directly when nothing is stapled, to say why.
+    diagnose: bool = True
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
@@ -119,6 +124,33 @@ def _certificate_facts(cert) -> dict:
     }
 
 
+def ask_responder(cert, issuer, policy: Policy) -> dict:
+    """Query the certificate's OCSP responder from here, to explain a missing staple."""
+    urls = ocsp_urls(cert)
+    if not urls:
+        return {"url": None, "reachable": False, "cert_status": None,
+                "reason": "the certificate has no OCSP responder URL, so no server can staple it: drop stapling for this site or reissue"}
+    url = urls[0]
+    if issuer is None:
+        return {"url": url, "reachable": False, "cert_status": None, "reason": "cannot ask %s without the issuer certificate" % url}
+    request = urllib.request.Request(url, data=request_der(cert, issuer), headers={"Content-Type": "application/ocsp-request"})
+    try:
+        with urllib.request.urlopen(request, timeout=policy.timeout) as answer:
+            body = answer.read(1 << 20)
+    except urllib.error.HTTPError as exc:
+        return {"url": url, "reachable": True, "cert_status": None, "reason": "its responder %s answers HTTP %s" % (url, exc.code)}
+    except (urllib.error.URLError, HTTPException, OSError, ValueError) as exc:
+        why = getattr(exc, "reason", None) or exc
+        return {"url": url, "reachable": False, "cert_status": None,
+                "reason": "its responder %s cannot be reached from here (%s): check that the server can reach it" % (url, why)}
+    evaluation = evaluate_staple(body, cert, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew))
+    if evaluation.ok:
+        reason = "its responder %s answers good from here, so the server is not fetching or not serving it: check its error log" % url
+    else:
+        reason = "its responder %s answers: %s" % (url, evaluation.reason)
+    return {"url": url, "reachable": True, "cert_status": evaluation.cert_status, "reason": reason}
+
+
 def check_target(target: Target, policy: Policy, context=None) -> dict:
     """Handshake until a good staple arrives, a definite failure is seen or the budget is spent."""
     context = context or make_context()
@@ -147,6 +179,10 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
     result.update(evaluation.as_dict())
     if evaluation.retryable and attempts > 1:
         result["reason"] += " after %d handshakes over %.1fs" % (attempts, elapsed)
+    result["responder"] = None
+    if policy.diagnose and shake.chain and not evaluation.stapled:
+        result["responder"] = ask_responder(shake.chain[0], issuer, policy)
+        result["reason"] += "; " + result["responder"]["reason"]
     result.update({
         "attempts": attempts,
         "handshake_seconds": round(shake.seconds, 4),

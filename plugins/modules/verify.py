@@ -98,6 +98,14 @@ options:
       - PEM file with extra certificates to look for the issuer in, for servers that do not send it
         (for example a leaf signed directly by a root). The served chain is always searched first.
     type: path
+  diagnose:
+    description:
+      - When a target staples nothing, ask the certificate's OCSP responder directly from the host
+        running this module, and add its answer to the reason and to RV(targets[].responder), for
+        example that the certificate has no OCSP URL, that the responder is unreachable, or that
+        it says the certificate is revoked (nginx staples nothing rather than a revoked status).
+    type: bool
+    default: true
   report_only:
     description:
       - When V(true), report every result but do not fail the task when a target is not stapling a good,
@@ -235,6 +243,12 @@ targets:
     issuer_found:
       description: Whether the issuer certificate was found in the served chain or O(ca_file).
       type: bool
+    responder:
+      description:
+        - When nothing was stapled and O(diagnose) is on, what the certificate's responder answered when asked directly
+          (C(url), C(reachable), C(cert_status), C(reason)); null otherwise.
+      type: dict
+      sample: {url: "http://ocsp.example.com/", reachable: true, cert_status: revoked, reason: "its responder ... answers: ..."}
     certificate:
       description: The served certificate (subject, issuer, serial in hex, not_after, ocsp_urls, issuer_subject).
       type: dict
@@ -279,6 +293,7 @@ def main() -> None:
             retry_delay=dict(type="float", default=0.25),
             clock_skew=dict(type="int", default=300),
             ca_file=dict(type="path"),
+            diagnose=dict(type="bool", default=True),
             report_only=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("targets", "host")],
@@ -302,6 +317,7 @@ def main() -> None:
             retry_delay=params["retry_delay"],
             clock_skew=params["clock_skew"],
             extra_issuers=load_extra_issuers(params["ca_file"]),
+            diagnose=params["diagnose"],
         )
         results = check_targets(targets, policy, params["concurrency"])
     except VerifyError as exc:

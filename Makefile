@@ -1,0 +1,135 @@
+# Build and test the ocsp.stapling collection. `make help` lists the targets.
+#
+# Every target installs what it needs first (system packages, .venv/, the collections tree), so
+# `make test` works on a fresh Debian/Ubuntu machine as root, and repeated runs skip what is done.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+# Gates share .build/, pytest-ansible's collections/ tree and test ports: run them one at a time.
+.NOTPARALLEL:
+
+ROOT := $(CURDIR)
+
+# The interpreter that creates the venvs (Debian 12: 3.11; ansible-core 2.19 runs on 3.11-3.13).
+# Looked up on the PATH without .venv/bin, and only when needed (os-deps may install it first).
+PYTHON ?= python3
+ORIG_PATH := $(PATH)
+BASE_PYTHON = $(shell PATH='$(ORIG_PATH)' command -v $(PYTHON))
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+# sslyze 6.3.1 pins cryptography<47, which conflicts with the main venv: the benchmark gets its own.
+BENCH_VENV := $(ROOT)/.venv-bench
+
+BUILD := $(ROOT)/.build
+# ansible-lint, ansible-doc and ansible-playbook find the collection only through a collections
+# path: .build/collections/ansible_collections/ocsp/stapling is a symlink to this repository.
+COLLECTIONS := $(BUILD)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/ocsp/stapling
+# ansible-test needs the collection at .../ansible_collections/ocsp/stapling and does not follow a
+# symlink for that, so sanity runs on a copy of the working tree.
+SANITY_ROOT := $(BUILD)/sanity/ansible_collections/ocsp/stapling
+# The --python of ansible-test sanity: that of .venv (3.11 on Debian 12), found as pythonX.Y on PATH.
+SANITY_PYTHON ?= $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+
+# Extra arguments, e.g. `make unit PYTEST_ARGS='-k ocsp -x'` or `make sanity SANITY_ARGS='--test pep8'`.
+PYTEST_ARGS ?=
+SANITY_ARGS ?=
+LINT_ARGS ?=
+
+APT_PACKAGES := nginx apache2 openssl shellcheck rsync python3-venv
+
+# For every command below: the venv's tools come first; ansible finds this collection; modules run
+# on localhost with the venv's Python (interpreter discovery picks a broken pyenv shim here).
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_PYTHON_INTERPRETER := $(PY)
+# pip: no nagging about its own version; requirements.txt pins everything.
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# What the sanity copy leaves out: local environments, build output, caches, and whatever git ignores.
+RSYNC_EXCLUDES := --exclude=/.git --exclude=/.venv --exclude='/.venv-*' --exclude=/.build \
+	--exclude=/collections --exclude=.ansible --exclude=.cache --exclude=.pytest_cache \
+	--exclude=__pycache__ --exclude=/tests/output --filter=':- .gitignore'
+
+.PHONY: help setup os-deps venv bench-venv collections ansible-test-seed \
+	test sanity lint docs changelog unit integration demo bench clean distclean
+
+help: ## Show this help
+	@echo "Usage: make TARGET   (each target installs what it needs first)"
+	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20 | sed 's/^/  /'
+
+# --- Setup -------------------------------------------------------------------------------------
+
+setup: os-deps venv collections ## Install system packages, .venv/ and the collections tree
+
+os-deps: ## Install missing system packages with apt (without starting nginx/apache2)
+	@scripts/install-os-packages.sh $(APT_PACKAGES)
+
+# Stamp keyed on the content of the requirements file: an unchanged file costs one hash.
+venv: os-deps ## Create .venv/ from the pinned requirements.txt
+	@scripts/ensure-venv.sh "$(VENV)" requirements.txt "$(BASE_PYTHON)"
+
+bench-venv: os-deps ## Create .venv-bench/ from benchmarks/requirements.txt (sslyze)
+	@scripts/ensure-venv.sh "$(BENCH_VENV)" benchmarks/requirements.txt "$(BASE_PYTHON)"
+
+collections: ## Link the collection into .build/collections (ANSIBLE_COLLECTIONS_PATH)
+	@mkdir -p "$(dir $(COLLECTION_LINK))"
+	@[[ "$$(readlink "$(COLLECTION_LINK)")" == "$(ROOT)" ]] || ln -sfn "$(ROOT)" "$(COLLECTION_LINK)"
+
+# ansible-test downloads a pip bootstrap script from a host these machines cannot reach.
+ansible-test-seed: venv ## Seed ansible-test's pip bootstrap cache (~/.ansible/test/cache)
+	@scripts/seed-ansible-test-pip.sh "$(PY)" "$(SANITY_PYTHON)"
+
+# --- Gates -------------------------------------------------------------------------------------
+
+test: sanity lint docs changelog unit integration ## Run every gate (fails if no test at all ran)
+	@PYTHON="$(PY)" scripts/pytest-gate.sh summary unit integration
+
+sanity: ansible-test-seed ## ansible-test sanity, all tests, on a copy in .build/sanity
+	@if compgen -G 'tests/sanity/ignore-*.txt' >/dev/null && grep -Hn '[^[:space:]]' tests/sanity/ignore-*.txt; then \
+		echo "error: sanity ignore entries are not allowed (listed above); fix the findings instead" >&2; exit 1; fi
+	@mkdir -p "$(SANITY_ROOT)"
+	rsync -a --delete --delete-excluded $(RSYNC_EXCLUDES) "$(ROOT)/" "$(SANITY_ROOT)/"
+	@# The content root is given explicitly: searching upwards from the copy, ansible-test would find
+	@# this repository's .git, in which .build/ is ignored, and so see no files at all.
+	cd "$(SANITY_ROOT)" && ANSIBLE_TEST_CONTENT_ROOT="$(SANITY_ROOT)" \
+		ansible-test sanity --python "$(SANITY_PYTHON)" $(SANITY_ARGS)
+
+# From the collection's place in the collections tree, with the collections path set, so that
+# ansible-lint resolves ocsp.stapling locally and never asks Galaxy.
+lint: venv collections ## ansible-lint (production profile, offline) and shellcheck
+	cd "$(COLLECTION_LINK)" && ansible-lint --offline --profile production $(LINT_ARGS)
+	shellcheck .ci/run scripts/*.sh
+
+docs: venv collections ## ansible-doc renders every module and plugin under plugins/
+	@scripts/check-docs.sh "$(VENV)/bin/ansible-doc"
+
+changelog: venv ## antsibull-changelog lint (changelogs/fragments)
+	antsibull-changelog lint
+
+unit: venv collections ## pytest tests/unit
+	@PYTHON="$(PY)" scripts/pytest-gate.sh run unit tests/unit $(PYTEST_ARGS)
+
+integration: os-deps venv collections ## pytest tests/integration (real nginx/apache/openssl on loopback)
+	@PYTHON="$(PY)" scripts/pytest-gate.sh run integration tests/integration $(PYTEST_ARGS)
+
+# --- Tools -------------------------------------------------------------------------------------
+
+demo: setup ## Run the demo (python -m bench.demo)
+	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" -m bench.demo
+
+# benchmarks/run.py runs with .venv; it finds sslyze's interpreter through BENCH_PYTHON.
+bench: setup bench-venv ## Run the benchmark (benchmarks/run.py)
+	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/run.py
+
+# --- Cleaning ----------------------------------------------------------------------------------
+
+clean: ## Remove build and test output (.build, caches); keeps the venvs
+	rm -rf "$(BUILD)" collections .ansible .pytest_cache tests/output changelogs/.plugin-cache.yaml
+	find . -path ./.git -prune -o -path ./.venv -prune -o -path ./.venv-bench -prune \
+		-o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean ## Also remove .venv/ and .venv-bench/
+	rm -rf "$(VENV)" "$(BENCH_VENV)"
