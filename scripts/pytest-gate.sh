@@ -16,9 +16,30 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
 out=.build/pytest
 
+# pytest-ansible builds collections/ansible_collections/<ns>/<name>/ once, as absolute symlinks to each
+# top-level entry of the repository, and never updates it: a tree made before a new top-level folder
+# existed, or in a copy of the repository made elsewhere, would hide code or test the wrong one.
+# Drop such a stale tree so that pytest-ansible rebuilds it.
+refresh_collection_tree() {
+    local tree entry namespace collection
+    namespace=$(sed -n -e 's/^namespace: *//p' galaxy.yml)
+    collection=$(sed -n -e 's/^name: *//p' galaxy.yml)
+    tree=collections/ansible_collections/$namespace/$collection
+    [[ -d $tree ]] || return 0
+    for entry in * .[!.]*; do
+        [[ -e $entry && $entry != collections ]] || continue
+        if [[ $(readlink "$tree/$entry") != "$PWD/$entry" ]]; then
+            echo "Rebuilding pytest-ansible's stale collections/ tree ($entry)"
+            rm -rf collections
+            return 0
+        fi
+    done
+}
+
 run() {
     local name=${1:?NAME} dir=${2:?DIR}
     shift 2
+    refresh_collection_tree
     mkdir -p "$out"
     rm -f "$out/$name.xml" "$out/$name.empty"
 

@@ -9,29 +9,18 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from . import Bench
+from .client import handshake_until
 from .servers import Site
 
 REPO = Path(__file__).resolve().parents[2]
 # What the run must show; anything else means the demo itself is broken.
 EXPECTED_FAILED_HOSTS = {"nginx-warm"}
-
-
-def warm(port: int, server_name: str) -> None:
-    """One handshake, so that nginx's worker fetches and caches the staple before the demo starts."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        with context.wrap_socket(sock, server_hostname=server_name):
-            pass
 
 
 def inventory(hosts: dict) -> str:
@@ -57,7 +46,8 @@ def main() -> int:
         apache = bench.apache([Site("good.test", good, default=True)])
         for server in (warm_nginx, cold_nginx, apache):
             server.start()
-        warm(warm_nginx.port, "good.test")
+        # nginx fetches only when a client asks for the status: warm its single worker's cache.
+        handshake_until(warm_nginx.port, "good.test", lambda shake: shake.stapled)
 
         banner("Test bench on loopback: PKI in %s, OCSP responder at %s" % (folder, bench.responder.url))
         print("  nginx-warm  127.0.0.1:%d  good.test (stapling on, cache warmed), nostaple.test (stapling off)" % warm_nginx.port)
@@ -73,7 +63,7 @@ def main() -> int:
         command = ["ansible-playbook", "-i", str(inventory_path), str(REPO / "playbooks" / "verify.yml"),
                    "-e", "ocsp_stapling_verify_retry_budget=4"]
         banner("$ " + " ".join(command))
-        env = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="yaml", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+        env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable)
         run = subprocess.run(command, env=env, text=True, capture_output=True, check=False, cwd=REPO)
         print(run.stdout + run.stderr, flush=True)
 

@@ -1,0 +1,64 @@
+"""playbooks/verify.yml over an inventory of bench servers, through ansible-playbook."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench import Bench
+from bench.client import handshake_until
+from bench.demo import inventory
+from bench.servers import Site
+
+PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "verify.yml"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("playbook")
+    with Bench(folder) as bench:
+        good, off = bench.issue("good.test"), bench.issue("off.test")
+        nginx = bench.nginx([Site("good.test", good, default=True), Site("off.test", off, stapling=False)])
+        apache = bench.apache([Site("good.test", good, default=True)])
+        nginx.start()
+        apache.start()
+        handshake_until(nginx.port, "good.test", lambda shake: shake.stapled)
+        path = folder / "inventory.yml"
+        path.write_text(inventory({"web-nginx": (nginx.port, ["good.test", "off.test"]), "web-apache": (apache.port, ["good.test"])}))
+        yield path
+
+
+def play(inventory_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_PYTHON_INTERPRETER", sys.executable)
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory_path), str(PLAYBOOK),
+               "-e", "ocsp_stapling_verify_retry_budget=1", *extra]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=180, check=False)
+
+
+def recap(output: str) -> dict:
+    return {match.group(1): int(match.group(2)) for match in re.finditer(r"^(\S+)\s+: ok=\d+.*?failed=(\d+)", output, re.MULTILINE)}
+
+
+@pytest.mark.parametrize("extra", [(), ("--check", "--diff")], ids=["run", "check-mode"])
+def test_verify_playbook_fails_only_the_host_with_a_broken_site(fleet, extra):
+    run = play(fleet, *extra)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert recap(run.stdout) == {"web-nginx": 1, "web-apache": 0}
+    table = [line.strip().strip('",') for line in run.stdout.splitlines() if "(good.test)" in line or "(off.test)" in line]
+    assert len(table) == 3
+    assert all(" ok " in line for line in table if "(good.test)" in line)
+    assert "FAIL" in next(line for line in table if "(off.test)" in line)
+    assert "2 of 3 targets staple a good, fresh OCSP response" in run.stdout
+    assert "off.test: no OCSP response stapled" in run.stdout
+
+
+def test_verify_playbook_limited_to_good_hosts_passes(fleet):
+    run = play(fleet, "--limit", "web-apache")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert recap(run.stdout) == {"web-apache": 0}
+    assert "1 of 1 targets staple a good, fresh OCSP response" in run.stdout
