@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import Bench
@@ -34,38 +35,43 @@ REPO = Path(__file__).resolve().parents[1]
 MODULE = REPO / "plugins" / "modules" / "verify.py"
 
 
-def measured(argv: list, env: dict | None = None, stdin_text: str | None = None) -> tuple:
-    """Run argv; return (wall seconds, peak RSS in MiB of the largest waited-for process, stdout)."""
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mib: float
+    output: str
+
+
+def measured(argv: list, env: dict | None = None, stdin_text: str | None = None) -> Run:
+    """Run argv; return its wall time, the peak RSS of its largest waited-for process, and its output."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out:
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,  # pylint: disable=consider-using-with
-                                   stdout=out, stderr=subprocess.STDOUT, env=env)
-        if stdin_text is not None:
-            process.stdin.write(stdin_text.encode())
-            process.stdin.close()
-        # wait4 gives the rusage of this child; ru_maxrss is the largest process among it and its waited-for children.
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        stdin = subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL
+        with subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=subprocess.STDOUT, env=env) as process:
+            if stdin_text is not None:
+                process.stdin.write(stdin_text.encode())
+                process.stdin.close()
+            # Reaped here rather than by Popen, because wait4 also yields the rusage (peak RSS) of the child.
+            status, usage = os.wait4(process.pid, 0)[1:]
+            process.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.monotonic() - started
         out.seek(0)
-        text = out.read().decode(errors="replace")
-    return elapsed, usage.ru_maxrss / 1024, text, process.returncode
+        return Run(elapsed, usage.ru_maxrss / 1024, out.read().decode(errors="replace"))
 
 
 def module_run(targets: list, folder: Path, env: dict) -> tuple:
     args = folder / "args.json"
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"targets": targets, "concurrency": 32, "retry_budget": 0}}))
-    elapsed, rss, out, _ = measured([sys.executable, str(MODULE), str(args)], env=env)
-    result = json.loads(out[out.index("{"):])
-    return elapsed, rss, result["summary"]["ok"]
+    run = measured([sys.executable, str(MODULE), str(args)], env=env)
+    return run, json.loads(run.output[run.output.index("{"):])["summary"]["ok"]
 
 
 def adhoc_run(targets: list, env: dict) -> tuple:
     ansible = str(Path(sys.executable).parent / "ansible")
     arguments = json.dumps({"targets": targets, "concurrency": 32, "retry_budget": 0})
-    elapsed, rss, out, _ = measured([ansible, "localhost", "-m", "ocsp.stapling.verify", "-a", arguments], env=dict(env, ANSIBLE_STDOUT_CALLBACK="oneline"))
-    match = re.search(r'"summary": \{[^}]*"ok": (\d+)', out)
-    return elapsed, rss, int(match.group(1)) if match else 0
+    run = measured([ansible, "localhost", "-m", "ocsp.stapling.verify", "-a", arguments], env=dict(env, ANSIBLE_STDOUT_CALLBACK="oneline"))
+    match = re.search(r'"summary": \{[^}]*"ok": (\d+)', run.output)
+    return run, int(match.group(1)) if match else 0
 
 
 def s_client_loop(targets: list, env: dict) -> tuple:
@@ -73,22 +79,22 @@ def s_client_loop(targets: list, env: dict) -> tuple:
     script = "\n".join(
         "openssl s_client -connect %s:%d -servername %s -status </dev/null 2>/dev/null | grep -c 'Cert Status: good' || true" % (
             t["host"], t["port"], t["server_name"]) for t in targets)
-    elapsed, rss, out, _ = measured(["bash", "-s"], env=env, stdin_text=script)
-    return elapsed, rss, sum(int(line) for line in out.split() if line.isdigit())
+    run = measured(["bash", "-s"], env=env, stdin_text=script)
+    return run, sum(int(line) for line in run.output.split() if line.isdigit())
 
 
 def sslyze_run(targets: list, folder: Path, bench_python: str, env: dict) -> tuple:
     listing = folder / "sslyze-targets.txt"
     listing.write_text("".join("%s:%d{%s}\n" % (t["server_name"], t["port"], t["host"]) for t in targets))
     report = folder / "sslyze.json"
-    elapsed, rss, _, _ = measured([bench_python, "-m", "sslyze", "--certinfo", "--targets_in", str(listing), "--json_out", str(report), "--quiet"], env=env)
+    run = measured([bench_python, "-m", "sslyze", "--certinfo", "--targets_in", str(listing), "--json_out", str(report), "--quiet"], env=env)
     good = 0
     for server in json.loads(report.read_text()).get("server_scan_results", []):
         certinfo = ((server.get("scan_result") or {}).get("certificate_info") or {}).get("result") or {}
         for deployment in certinfo.get("certificate_deployments", []):
             response = deployment.get("ocsp_response") or {}
             good += response.get("certificate_status") == "GOOD"
-    return elapsed, rss, good
+    return run, good
 
 
 def main() -> int:
@@ -124,14 +130,15 @@ def main() -> int:
             tools["sslyze --certinfo"] = lambda: sslyze_run(targets, Path(folder), bench_python, env)
         results = {}
         for name, tool in tools.items():
-            rounds = [tool() for _ in range(options.rounds)]
+            rounds = [tool() for round_number in range(options.rounds)]
             results[name] = {
-                "seconds": round(statistics.median(r[0] for r in rounds), 3),
-                "peak_rss_mib": round(max(r[1] for r in rounds), 1),
-                "good_staples": min(r[2] for r in rounds),
+                "seconds": round(statistics.median(run.seconds for run, good in rounds), 3),
+                "peak_rss_mib": round(max(run.peak_rss_mib for run, good in rounds), 1),
+                "good_staples": min(good for run, good in rounds),
             }
-            print("%-34s %8.3f s  %7.1f MiB  %d/%d good" % (name, results[name]["seconds"], results[name]["peak_rss_mib"],
-                                                         results[name]["good_staples"], len(targets)), flush=True)
+            figures = results[name]
+            print("%-34s %8.3f s  %7.1f MiB  %d/%d good" % (name, figures["seconds"], figures["peak_rss_mib"], figures["good_staples"], len(targets)),
+                  flush=True)
 
     module = results["verify (module, concurrency 32)"]["seconds"]
     adhoc = results["verify (ansible ad hoc)"]["seconds"]

@@ -11,13 +11,24 @@ from __future__ import annotations
 
 import datetime
 import time
-import urllib.error
-import urllib.request
 from http.client import HTTPException
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
-from ._ocsp import UTC, StapleEvaluation, evaluate_staple, find_issuer, format_duration, iso_time, load_pem_certificates, ocsp_urls, request_der, short_name, utc_attr
+from ._ocsp import (
+    UTC,
+    StapleEvaluation,
+    evaluate_staple,
+    find_issuer,
+    format_duration,
+    iso_time,
+    load_pem_certificates,
+    ocsp_urls,
+    request_der,
+    short_name,
+    utc_attr,
+)
 from ._tls import handshake, make_context
 
 
@@ -49,8 +60,10 @@ class Policy:
     max_retry_delay: float = 2.0
     clock_skew: float = 300.0
     extra_issuers: tuple = ()
-    # Ask the certificate's responder directly when nothing is stapled, to say why.
-    diagnose: bool = True
+    # fetch(url, der_request, timeout) -> der_response. When set, a target that staples nothing
+    # gets its certificate's responder asked directly, to say why. The module passes one built on
+    # Ansible's open_url (proxies, user agent), which plain Python here must not import.
+    fetch: Callable | None = None
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
@@ -91,7 +104,7 @@ def parse_targets(entries, default_port: int = 443) -> list:
 def _split_host_port(text: str, default_port: int, where: str) -> dict:
     """Accept 'host', 'host:port' and '[v6]:port' shorthands."""
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
+        host, rest = text[1:].split("]", 1) if "]" in text else (text[1:], "")
         port = rest[1:] if rest.startswith(":") else default_port
     elif text.count(":") == 1:
         host, port = text.split(":")
@@ -133,13 +146,12 @@ def ask_responder(cert, issuer, policy: Policy) -> dict:
     url = urls[0]
     if issuer is None:
         return {"url": url, "reachable": False, "cert_status": None, "reason": "cannot ask %s without the issuer certificate" % url}
-    request = urllib.request.Request(url, data=request_der(cert, issuer), headers={"Content-Type": "application/ocsp-request"})
     try:
-        with urllib.request.urlopen(request, timeout=policy.timeout) as answer:
-            body = answer.read(1 << 20)
-    except urllib.error.HTTPError as exc:
-        return {"url": url, "reachable": True, "cert_status": None, "reason": "its responder %s answers HTTP %s" % (url, exc.code)}
-    except (urllib.error.URLError, HTTPException, OSError, ValueError) as exc:
+        body = policy.fetch(url, request_der(cert, issuer), policy.timeout)
+    except (HTTPException, OSError, ValueError) as exc:
+        # urllib's HTTPError carries the status: the responder is there but refuses the request.
+        if getattr(exc, "code", None):
+            return {"url": url, "reachable": True, "cert_status": None, "reason": "its responder %s answers HTTP %s" % (url, exc.code)}
         why = getattr(exc, "reason", None) or exc
         return {"url": url, "reachable": False, "cert_status": None,
                 "reason": "its responder %s cannot be reached from here (%s): check that the server can reach it" % (url, why)}
@@ -180,7 +192,7 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
     if evaluation.retryable and attempts > 1:
         result["reason"] += " after %d handshakes over %.1fs" % (attempts, elapsed)
     result["responder"] = None
-    if policy.diagnose and shake.chain and not evaluation.stapled:
+    if policy.fetch and shake.chain and not evaluation.stapled:
         result["responder"] = ask_responder(shake.chain[0], issuer, policy)
         result["reason"] += "; " + result["responder"]["reason"]
     result.update({
@@ -267,4 +279,3 @@ def format_table(results: list) -> list:
     summary = summarise(results)
     lines.append("%d of %d targets staple a good, fresh OCSP response" % (summary["ok"], summary["total"]))
     return lines
-

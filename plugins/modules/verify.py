@@ -22,9 +22,9 @@ description:
     tried again with back-off until O(retry_budget) is spent; the result says how many handshakes
     it took.
   - Many targets are checked concurrently in one call.
-  - Read-only. Usually run on the controller (C(delegate_to: localhost) or C(connection: local)).
+  - "Read-only. Usually run on the controller (C(delegate_to: localhost) or C(connection: local))."
 author:
-  - ocsp.stapling contributors
+  - ocsp.stapling maintainers (@ocsp-stapling)
 requirements:
   - pyOpenSSL >= 22.1 (TLS client that can ask for the certificate status)
   - cryptography >= 40 (OCSP parsing and signature checks)
@@ -36,6 +36,7 @@ attributes:
     support: none
     description: Nothing is changed, so there is nothing to diff.
   platform:
+    support: full
     platforms: posix
     description: Runs on the host it is placed on; that host needs network access to the targets.
 options:
@@ -267,6 +268,7 @@ summary:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import _ocsp, _tls
 from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
@@ -278,6 +280,13 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
     parse_targets,
     summarise,
 )
+
+
+def fetch_ocsp(url: str, request: bytes, timeout: float) -> bytes:
+    """POST an OCSP request (RFC 6960 appendix A) with Ansible's HTTP client, honouring proxy settings."""
+    response = open_url(url, data=request, method="POST", timeout=timeout, headers={"Content-Type": "application/ocsp-request"},
+                        http_agent="ansible-ocsp.stapling-verify")
+    return response.read(1 << 20)
 
 
 def main() -> None:
@@ -317,7 +326,7 @@ def main() -> None:
             retry_delay=params["retry_delay"],
             clock_skew=params["clock_skew"],
             extra_issuers=load_extra_issuers(params["ca_file"]),
-            diagnose=params["diagnose"],
+            fetch=fetch_ocsp if params["diagnose"] else None,
         )
         results = check_targets(targets, policy, params["concurrency"])
     except VerifyError as exc:
