@@ -199,8 +199,10 @@ def run_adhoc(args: dict, *extra: str) -> tuple[int, dict]:
         [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-m", "ocsp.stapling.verify", "-a", json.dumps(args), *extra],
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )
-    line = next(line for line in completed.stdout.splitlines() if line.startswith("localhost |"))
-    return completed.returncode, json.loads(line.split("=>", 1)[1])
+    # "localhost | SUCCESS => {...}", on one line or several depending on the outcome.
+    start = completed.stdout.index("localhost |")
+    text = completed.stdout[completed.stdout.index("=>", start) + 2:].lstrip()
+    return completed.returncode, json.JSONDecoder().raw_decode(text)[0]
 
 
 def test_check_mode_runs_the_real_check(stack):
@@ -211,3 +213,12 @@ def test_check_mode_runs_the_real_check(stack):
     assert [t["ok"] for t in result["targets"]] == [True, False]
     returncode, again = run_adhoc(args, "--check", "--diff")
     assert returncode == 0 and [t["ok"] for t in again["targets"]] == [True, False]
+
+
+def test_missing_libraries_are_named(tmp_path, stack):
+    # An interpreter with the standard library only, as on a managed host that lacks the TLS client.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    bare = str(tmp_path / "bare" / "bin" / "python")
+    returncode, result = run_adhoc({"host": "127.0.0.1", "port": stack["nginx"].port}, "-e", "ansible_python_interpreter=" + bare)
+    assert returncode != 0
+    assert "Failed to import the required Python library (cryptography)" in result["msg"]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import socket
+import urllib.error
 
 import pytest
+from bench.pki import Pki
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
     Policy,
     Target,
     VerifyError,
+    ask_responder,
     check_targets,
     failure_message,
     format_table,
@@ -114,3 +121,61 @@ def test_summary_table_and_failure_message():
     assert len({line.index(reason) for line, reason in zip(table[1:4], ["good, fresh", "no OCSP", "the certificate"])}) == 1
     message = failure_message(results, shown=1)
     assert message == "2 of 3 targets do not staple a good, fresh OCSP response: 127.0.0.1:443 (b.test): no OCSP response stapled; and 1 more"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    pki = Pki.create(tmp_path_factory.mktemp("pki"), "http://127.0.0.1:9/ocsp")
+    pki.issue_leaf("site.test")
+    pki.issue_leaf("nourl.test", ocsp_url=None)
+    return pki
+
+
+def answer(pki, status):
+    """A responder's DER answer about site.test, signed by the issuer."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = ocsp.OCSPResponseBuilder().add_response(
+        cert=pki.leaf("site.test").cert, issuer=pki.intermediate_cert, algorithm=hashes.SHA1(), cert_status=status,
+        this_update=now, next_update=now + datetime.timedelta(hours=1),
+        revocation_time=now if status == ocsp.OCSPCertStatus.REVOKED else None, revocation_reason=None,
+    ).responder_id(ocsp.OCSPResponderEncoding.HASH, pki.intermediate_cert)
+    return builder.sign(pki.intermediate_key, hashes.SHA256()).public_bytes(Encoding.DER)
+
+
+def fetcher(outcome):
+    """A fetch function that records its request and returns or raises ``outcome``."""
+    calls = []
+
+    def fetch(url, request, timeout):
+        calls.append((url, ocsp.load_der_ocsp_request(request).serial_number, timeout))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+    fetch.calls = calls
+    return fetch
+
+
+def test_ask_responder_without_ocsp_url(pki):
+    verdict = ask_responder(pki.leaf("nourl.test").cert, pki.intermediate_cert, Policy(fetch=fetcher(b"")))
+    assert verdict["url"] is None and "no OCSP responder URL, so no server can staple it" in verdict["reason"]
+
+
+@pytest.mark.parametrize("status, expected", [
+    (ocsp.OCSPCertStatus.GOOD, "answers good from here, so the server is not fetching or not serving it"),
+    (ocsp.OCSPCertStatus.REVOKED, "answers: the certificate is revoked"),
+])
+def test_ask_responder_reports_what_the_responder_says(pki, status, expected):
+    fetch = fetcher(answer(pki, status))
+    verdict = ask_responder(pki.leaf("site.test").cert, pki.intermediate_cert, Policy(fetch=fetch, timeout=3))
+    assert fetch.calls == [("http://127.0.0.1:9/ocsp", pki.leaf("site.test").serial, 3)]
+    assert verdict["reachable"] and verdict["cert_status"] == status.name.lower() and expected in verdict["reason"]
+
+
+@pytest.mark.parametrize("error, expected", [
+    (urllib.error.HTTPError("http://127.0.0.1:9/ocsp", 503, "busy", {}, None), "answers HTTP 503"),
+    (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")), "cannot be reached from here"),
+    (socket.timeout("timed out"), "cannot be reached from here (timed out)"),
+])
+def test_ask_responder_failures(pki, error, expected):
+    verdict = ask_responder(pki.leaf("site.test").cert, pki.intermediate_cert, Policy(fetch=fetcher(error)))
+    assert expected in verdict["reason"] and verdict["cert_status"] is None
