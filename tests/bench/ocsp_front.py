@@ -41,11 +41,11 @@ class OcspHandler(BaseHTTPRequestHandler):
     # HTTP/1.0 closes each connection after its answer, as `openssl ocsp -port` does.
     protocol_version = "HTTP/1.0"
 
-    def do_POST(self) -> None:  # pylint: disable=invalid-name  # the name http.server dispatches to
+    def do_POST(self) -> None:  # the name http.server dispatches to
         length = int(self.headers.get("Content-Length") or 0)
         self._answer(self.rfile.read(length))
 
-    def do_GET(self) -> None:  # pylint: disable=invalid-name  # the name http.server dispatches to
+    def do_GET(self) -> None:  # the name http.server dispatches to
         # GET {url}/{url-encoded base64 of the DER request}; the bench's OCSP URL has the path "/".
         try:
             request = base64.b64decode(urllib.parse.unquote(self.path.lstrip("/")), validate=True)

@@ -85,7 +85,7 @@ class ChildProcess:
         self.argv = argv
         self.console_path.parent.mkdir(parents=True, exist_ok=True)
         self._console = self.console_path.open("ab")
-        self._popen = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by stop(), not by a with block
+        self._popen = subprocess.Popen(  # stopped by stop(), not by a with block
             self.argv, stdin=subprocess.DEVNULL, stdout=self._console, stderr=subprocess.STDOUT, start_new_session=True
         )
 
