@@ -142,7 +142,7 @@ def main() -> int:
 
     module = results["verify (module, concurrency 32)"]["seconds"]
     adhoc = results["verify (ansible ad hoc)"]["seconds"]
-    print("\n| tool | median wall time | peak RSS | good staples found | verify (module) is faster by | verify (ad hoc) is faster by |")
+    print("\n| tool | median wall time | peak RSS | good staples found | time / verify (module) | time / verify (ad hoc) |")
     print("|---|---|---|---|---|---|")
     for name, figures in results.items():
         print("| %s | %.2f s | %.0f MiB | %d / %d | %.1fx | %.1fx |" % (

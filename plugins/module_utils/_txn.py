@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Transactional edits of server configuration files on a managed host.
+
+One lock per host serialises runs (two plays, or a play and a person's script); every touched
+file is backed up before it is replaced, and a failed server test puts every file back byte for
+byte. Standard library only: this runs on managed hosts.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import tempfile
+import time
+
+
+class TransactionError(Exception):
+    """The transaction could not start, or could not put the files back; the message says which file."""
+
+
+class HostLock:
+    """An exclusive flock on ``path``, waited for at most ``timeout`` seconds."""
+
+    def __init__(self, path: str, timeout: float = 60.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._fd = None
+
+    def __enter__(self) -> HostLock:
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise TransactionError("cannot open the lock file %s: %s; set lock_path to a writable place" % (self.path, exc.strerror)) from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                    os.close(self._fd)
+                    self._fd = None
+                    raise TransactionError("another ocsp.stapling run holds %s since more than %ds; try again when it ends" % (
+                        self.path, self.timeout)) from None
+                time.sleep(0.1)
+
+    def __exit__(self, *exc_info) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one rename, keeping its owner and mode.
+
+    The temporary file lives in the same folder (a rename across file systems is not atomic) and
+    starts with a dot so that include globs such as ``sites-enabled/*`` never pick it up.
+    """
+    folder = os.path.dirname(path) or "."
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        status = None
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".ocsp-stapling-")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if status is not None:
+            os.chmod(temporary, status.st_mode & 0o7777)
+            if os.geteuid() == 0:
+                os.chown(temporary, status.st_uid, status.st_gid)
+        else:
+            os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+class FileTransaction:
+    """Files replaced so far, with their original bytes, so that all of them can be put back."""
+
+    def __init__(self, writer=atomic_write, backup_dir: str | None = None) -> None:
+        self._writer = writer
+        self._backup_dir = backup_dir
+        self.originals = {}  # real path -> original bytes, in the order first touched
+
+    def write(self, path: str, data: bytes) -> None:
+        path = os.path.realpath(path)  # a symlinked site is edited at its target; the link stays
+        if path not in self.originals:
+            with open(path, "rb") as stream:
+                self.originals[path] = stream.read()
+            if self._backup_dir:
+                self._save_backup(path, self.originals[path])
+        self._writer(path, data)
+
+    def _save_backup(self, path: str, data: bytes) -> None:
+        # Outside the server's config tree on purpose: a backup beside the file would be loaded by
+        # an include glob and break the server.
+        target = os.path.join(self._backup_dir, time.strftime("%Y%m%dT%H%M%S"), path.lstrip(os.sep))
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        with open(target, "wb") as stream:
+            stream.write(data)
+
+    def rollback(self) -> list:
+        """Put every touched file back as it was; return the paths restored."""
+        failures = []
+        for path, data in reversed(list(self.originals.items())):
+            try:
+                self._writer(path, data)
+            except OSError as exc:
+                failures.append("%s (%s)" % (path, exc.strerror or exc))
+        if failures:
+            raise TransactionError("could not restore %s: restore them from the backups by hand" % ", ".join(failures))
+        return list(self.originals)
