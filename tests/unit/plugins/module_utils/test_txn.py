@@ -1,0 +1,79 @@
+"""Unit tests of the per-host lock and the file transaction, on real files in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError, atomic_write
+
+
+def test_lock_excludes_a_second_run(tmp_path):
+    lock = str(tmp_path / "lock")
+    with HostLock(lock):
+        with pytest.raises(TransactionError, match="another ocsp.stapling run holds .* try again when it ends"):
+            with HostLock(lock, timeout=0.3):
+                pass
+    with HostLock(lock, timeout=0.3):
+        pass
+
+
+def test_lock_in_an_unwritable_place_says_what_to_do(tmp_path):
+    with pytest.raises(TransactionError, match="set lock_path to a writable place"):
+        with HostLock(str(tmp_path / "missing" / "lock")):
+            pass
+
+
+def test_atomic_write_keeps_mode_and_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "site.conf"
+    path.write_bytes(b"old\r\n")
+    path.chmod(0o640)
+    atomic_write(str(path), b"new\r\n")
+    assert path.read_bytes() == b"new\r\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert os.listdir(tmp_path) == ["site.conf"]
+
+
+def test_rollback_restores_every_file_byte_for_byte_through_symlinks(tmp_path):
+    available = tmp_path / "sites-available"
+    enabled = tmp_path / "sites-enabled"
+    available.mkdir()
+    enabled.mkdir()
+    (available / "a").write_bytes(b"server {\r\n  listen 443 ssl;\r\n}\r\n")
+    (enabled / "a").symlink_to("../sites-available/a")
+    main = tmp_path / "nginx.conf"
+    main.write_bytes(b"http { include sites-enabled/*; }")
+    backups = tmp_path / "backups"
+
+    transaction = FileTransaction(backup_dir=str(backups))
+    transaction.write(str(enabled / "a"), b"changed")
+    transaction.write(str(main), b"changed too")
+    transaction.write(str(main), b"changed again")  # the original is the one before the first write
+    assert (enabled / "a").is_symlink() and (available / "a").read_bytes() == b"changed"
+
+    restored = transaction.rollback()
+    assert restored == [str((available / "a").resolve()), str(main.resolve())]
+    assert (available / "a").read_bytes() == b"server {\r\n  listen 443 ssl;\r\n}\r\n"
+    assert main.read_bytes() == b"http { include sites-enabled/*; }"
+    assert (enabled / "a").is_symlink()
+    saved = sorted(str(p.relative_to(backups)).split("/", 1)[1] for p in backups.rglob("*") if p.is_file())
+    assert saved == sorted([str(main.resolve()).lstrip("/"), str((available / "a").resolve()).lstrip("/")])
+
+
+def test_rollback_failure_names_the_file(tmp_path):
+    path = tmp_path / "x.conf"
+    path.write_bytes(b"a")
+    calls = []
+
+    def writer(target, data):
+        calls.append(target)
+        if len(calls) > 1:
+            raise PermissionError(13, "Permission denied")
+        atomic_write(target, data)
+
+    transaction = FileTransaction(writer=writer)
+    transaction.write(str(path), b"b")
+    with pytest.raises(TransactionError, match="could not restore .*x.conf \\(Permission denied\\)"):
+        transaction.rollback()
