@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._verify import VerifyError, format_table, targets_for
+from ansible_collections.ocsp.stapling.plugins.module_utils._verify import VerifyError, format_table, site_targets, targets_for
 
 
 def verify_targets(endpoints, address, port=443):
@@ -24,6 +24,13 @@ def verify_table(results):
         raise AnsibleFilterError("ocsp.stapling.verify_table expects the targets list that ocsp.stapling.verify returns: %s" % exc) from None
 
 
+def verify_site_targets(sites, address, certificates=None):
+    try:
+        return site_targets(sites, address, certificates)
+    except (AttributeError, TypeError) as exc:
+        raise AnsibleFilterError("ocsp.stapling.verify_site_targets expects the sites list of ocsp.stapling.server_info: %s" % exc) from None
+
+
 class FilterModule:
     def filters(self):
-        return {"verify_targets": verify_targets, "verify_table": verify_table}
+        return {"verify_targets": verify_targets, "verify_table": verify_table, "verify_site_targets": verify_site_targets}

@@ -279,3 +279,27 @@ def format_table(results: list) -> list:
     summary = summarise(results)
     lines.append("%d of %d targets staple a good, fresh OCSP response" % (summary["ok"], summary["total"]))
     return lines
+
+
+def site_targets(sites: list, address: str, certificates=None) -> list:
+    """verify targets for server_info sites: one per site and TLS port, named by its first usable server name.
+
+    ``certificates`` limits the result to the sites serving one of these certificate paths (the ones
+    stapling was turned on for). Wildcard and regex names cannot be sent as SNI; a site that has no
+    other name is checked without a name, which reaches the default server of the socket.
+    """
+    wanted = set(certificates) if certificates is not None else None
+    targets, seen = [], set()
+    for site in sites:
+        if wanted is not None and not wanted.intersection(site.get("ssl_certificate") or []):
+            continue
+        names = [name for name in site.get("server_names") or [] if name and name != "_" and "*" not in name and not name.startswith("~")]
+        for listen in site.get("listens") or []:
+            if not listen.get("ssl") or listen.get("port") is None:
+                continue
+            key = (listen["port"], names[0] if names else None)
+            if key in seen:
+                continue
+            seen.add(key)
+            targets.append({"host": address, "port": listen["port"], "server_name": names[0] if names else address})
+    return targets

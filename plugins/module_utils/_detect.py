@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which web server a host runs, which version, and where its configuration lives.
+
+Parsers of the servers' own version output, kept apart from running them so that they can be
+tested on captured output. Standard library only: this runs on managed hosts.
+"""
+
+from __future__ import annotations
+
+import re
+
+# The first releases with OCSP stapling (nginx 1.3.7, Apache httpd 2.3.3).
+MINIMUM_VERSIONS = {"nginx": "1.3.7", "apache": "2.3.3"}
+
+# Where distributions and source builds put the binary, after the PATH.
+NGINX_BINARIES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx", "/opt/nginx/sbin/nginx")
+# Compiled-in default of a source build, when `nginx -V` names no --conf-path.
+NGINX_DEFAULT_CONF = "/usr/local/nginx/conf/nginx.conf"
+
+
+class DetectError(Exception):
+    """The server's output could not be understood; the message quotes it."""
+
+
+def version_tuple(version: str) -> tuple:
+    """'1.22.1' -> (1, 22, 1); digits only, so that '2.4.62-1~deb12u2' compares as 2.4.62."""
+    numbers = re.match(r"\d+(?:\.\d+)*", version)
+    if not numbers:
+        raise DetectError("%r is not a version number" % version)
+    return tuple(int(part) for part in numbers.group(0).split("."))
+
+
+def meets_minimum(server: str, version: str) -> bool:
+    return version_tuple(version) >= version_tuple(MINIMUM_VERSIONS[server])
+
+
+def parse_nginx_version(output: str) -> str:
+    """The nginx version from `nginx -v` (which prints to stderr).
+
+    Forks name themselves (openresty/1.21.4.1, Tengine/2.3.3 (nginx/1.18.0)); the nginx core version
+    is the one that decides stapling support, so it wins when both are printed.
+    """
+    core = re.search(r"\bnginx/(\d+(?:\.\d+)+)", output)
+    if core:
+        return core.group(1)
+    fork = re.search(r"version:\s*[\w.-]+/(\d+(?:\.\d+)+)", output)
+    if fork:
+        return fork.group(1)
+    raise DetectError("cannot find a version in the output of nginx -v: %r" % output.strip()[:200])
+
+
+def parse_nginx_build(output: str) -> dict:
+    """Paths and features from `nginx -V`: conf_path, prefix, and whether the SSL module is built in."""
+    arguments = output.partition("configure arguments:")[2]
+    conf = re.search(r"--conf-path=(\S+)", arguments)
+    prefix = re.search(r"--prefix=(\S+)", arguments)
+    return {
+        "conf_path": conf.group(1) if conf else (prefix.group(1).rstrip("/") + "/conf/nginx.conf" if prefix else NGINX_DEFAULT_CONF),
+        "prefix": prefix.group(1) if prefix else None,
+        "ssl_module": "--with-http_ssl_module" in arguments or "built with OpenSSL" in output,
+    }

@@ -1,0 +1,230 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: nginx_stapling
+short_description: Turn OCSP stapling on or off in the nginx server blocks of chosen certificates
+version_added: 0.1.0
+description:
+  - Edits the nginx configuration in place, surgically, for every TLS site (C(server) block) that
+    serves one of the certificates in O(chains) - ensuring C(ssl_stapling on;),
+    C(ssl_stapling_verify on;), C(ssl_trusted_certificate <chain>;) and, where no C(resolver) is in
+    scope, a C(resolver) (nginx needs one to reach the responder by name).
+  - Stapling is also turned on in the C(default_server) of every listen socket that a chosen site
+    uses, as the nginx documentation requires for stapling to work for that socket
+    (O(default_servers)).
+  - Comments, order, quoting, indentation and line endings are kept; C(include) globs are followed;
+    a symlinked file (C(sites-enabled) -> C(sites-available)) is edited at its target and the link
+    stays. A directive that is already there is updated in place, not duplicated.
+  - Every line added ends with C(# ocsp.stapling) and every line changed records its old value
+    (C(# ocsp.stapling: was off)), so that O(state=absent) removes exactly what was added and puts
+    back what was changed.
+  - The change is a transaction - a per-host lock, a backup of every touched file, atomic writes that
+    keep owner and mode, then the server's own test (O(test_command)). If the test fails, every file
+    is restored byte for byte and the task fails with nginx's message. The module does not reload
+    nginx; the role does that through a handler.
+author:
+  - ocsp.stapling maintainers (@ocsp-stapling)
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change, with the diff, and writes nothing.
+  diff_mode:
+    support: full
+    description: Before and after of every file that changes.
+  platform:
+    support: full
+    platforms: posix
+    description: Needs only Python's standard library and nginx on the managed host.
+options:
+  conf_path:
+    description: Main nginx configuration file (see RV(ocsp.stapling.server_info#module:conf_path)).
+    type: path
+    required: true
+  chains:
+    description:
+      - Maps certificate paths (as in RV(ocsp.stapling.server_info#module:sites[].ssl_certificate)) to the
+        full chain file (intermediates then root) that C(ssl_trusted_certificate) must name for them.
+      - A site is chosen when one of its certificates is a key here. Sites whose certificate cannot be
+        stapled (no OCSP URL) are simply left out of this mapping.
+      - Not used with O(state=absent).
+    type: dict
+    default: {}
+  resolver:
+    description:
+      - Addresses for the C(resolver) directive added where no resolver is in scope.
+      - By default the C(nameserver) entries of C(/etc/resolv.conf). V([]) never adds a resolver.
+    type: list
+    elements: str
+  default_servers:
+    description: Also turn stapling on in the default server of every listen socket a chosen site uses.
+    type: bool
+    default: true
+  state:
+    description: V(present) turns stapling on; V(absent) removes what this module added and restores what it changed.
+    type: str
+    choices: [present, absent]
+    default: present
+  test_command:
+    description:
+      - The command that validates the whole configuration after the edit and before anything is
+        reloaded. Default C(<nginx_binary> -t -c <conf_path>).
+    type: list
+    elements: str
+  nginx_binary:
+    description: nginx binary for the default O(test_command).
+    type: path
+    default: nginx
+  lock_path:
+    description: Lock file that serialises configuration changes on the host.
+    type: path
+    default: /run/lock/ocsp-stapling.lock
+  backup_dir:
+    description:
+      - Folder that receives a copy of every file before it is changed, under a time-stamped
+        folder mirroring its path. Never beside the file, where an include glob would load it.
+      - Without it the copies are kept in memory for the rollback only.
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Find the TLS sites
+  ocsp.stapling.server_info:
+  register: web
+
+- name: Turn stapling on for the sites of one certificate
+  ocsp.stapling.nginx_stapling:
+    conf_path: "{{ web.conf_path }}"
+    chains:
+      /etc/ssl/certs/www.example.com.pem: /etc/ssl/ocsp-stapling/www.example.com.chain.pem
+    backup_dir: /var/backups/ocsp-stapling
+  notify: Reload nginx
+
+- name: Take it all back out
+  ocsp.stapling.nginx_stapling:
+    conf_path: /etc/nginx/nginx.conf
+    state: absent
+"""
+
+RETURN = r"""
+files:
+  description: Files changed (or that would change in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/nginx/sites-available/default]
+sites:
+  description: Per touched site, what changed.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - path: /etc/nginx/sites-available/default
+      line: 22
+      server_names: [www.example.com]
+      changes: ["add ssl_stapling on", "set ssl_stapling_verify on (was off)"]
+restored:
+  description: Files put back after a failed server test.
+  returned: failure
+  type: list
+  elements: str
+test_output:
+  description: What the server test printed when it failed.
+  returned: failure
+  type: str
+"""
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError, edit_summary, stapling_edits
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError, read_text, text_bytes
+
+
+def host_resolvers(path: str = "/etc/resolv.conf") -> list:
+    """nameserver entries of resolv.conf; IPv6 ones bracketed as nginx wants them."""
+    try:
+        lines = read_text(path).splitlines()
+    except OSError:
+        return []
+    servers = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            address = fields[1].split("%")[0]  # drop an IPv6 zone index, which nginx does not parse
+            servers.append("[%s]" % address if ":" in address else address)
+    return servers
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            conf_path=dict(type="path", required=True),
+            chains=dict(type="dict", default={}),
+            resolver=dict(type="list", elements="str"),
+            default_servers=dict(type="bool", default=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            test_command=dict(type="list", elements="str"),
+            nginx_binary=dict(type="path", default="nginx"),
+            lock_path=dict(type="path", default="/run/lock/ocsp-stapling.lock"),
+            backup_dir=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    resolver = params["resolver"] if params["resolver"] is not None else host_resolvers()
+    test_command = params["test_command"] or [params["nginx_binary"], "-t", "-c", params["conf_path"]]
+    options = dict(resolver=resolver or None, include_default_servers=params["default_servers"], state=params["state"])
+
+    def writer(path: str, data: bytes) -> None:
+        # atomic_move keeps the owner, mode and SELinux context of the file it replaces.
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".ocsp-stapling-")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        module.atomic_move(temporary, path)
+
+    lock_path = params["lock_path"]
+    if not os.path.isdir(os.path.dirname(lock_path)):
+        lock_path = os.path.join(tempfile.gettempdir(), os.path.basename(lock_path))
+    try:
+        with HostLock(lock_path):
+            config = NginxConfig.load(params["conf_path"], reader=read_text)
+            edits = stapling_edits(config, params["chains"], **options)
+            summary = edit_summary(config, params["chains"], **options) if edits else []
+            result = dict(
+                changed=bool(edits),
+                files=sorted(edits),
+                sites=summary,
+                diff=[dict(before_header=path, after_header=path, before=config.files[path].text, after=text) for path, text in sorted(edits.items())],
+            )
+            if not edits or module.check_mode:
+                module.exit_json(**result)
+            transaction = FileTransaction(writer=writer, backup_dir=params["backup_dir"])
+            try:
+                for path, text in edits.items():
+                    transaction.write(path, text_bytes(text))
+            except OSError as exc:
+                restored = transaction.rollback()
+                module.fail_json(msg="could not write %s (%s); every file was put back" % (exc.filename, exc.strerror), restored=restored, **result)
+            rc, out, err = module.run_command(test_command)
+            if rc != 0:
+                restored = transaction.rollback()
+                output = (err + out).strip()
+                module.fail_json(
+                    msg="%s failed after the edit, so every changed file was restored byte for byte and nothing was reloaded: %s" % (
+                        " ".join(test_command), output),
+                    restored=restored, test_output=output, **result)
+    except (NginxConfigError, TransactionError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
