@@ -94,10 +94,13 @@ def read_pem_certificates(text: str, source: str) -> list:
             raise ChainError("%s: an END %s line after PEM block %d has no matching BEGIN line: the file is damaged; replace it "
                              "with an intact copy" % (source, label, number))
         try:
-            certificates.extend(load_pem_certificates(text[begin.start():marker.end()].encode("utf-8")))
-        except ValueError:
-            raise ChainError("%s: PEM block %d does not parse as a certificate (damaged base64 or DER): replace it with the "
-                             "certificate as the CA delivered it" % (source, number)) from None
+            (certificate,) = load_pem_certificates(text[begin.start():marker.end()].encode("utf-8"))
+            # cryptography parses extensions on first use: parse them now, while the block number is known.
+            len(certificate.extensions)
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+            raise ChainError("%s: PEM block %d does not parse as a certificate (damaged base64 or DER, or a malformed "
+                             "extension): replace it with the certificate as the CA delivered it" % (source, number)) from None
+        certificates.append(certificate)
         begin = None
     if begin is not None:
         raise ChainError("%s: PEM block %d (%s) has no END line: the file is cut; replace it with an intact copy" % (
@@ -202,7 +205,8 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
         if not certificates:
             raise ChainError("%s holds no PEM certificate: give the file that the server's ssl_certificate / SSLCertificateFile "
                              "names (a DER file must be converted first: openssl x509 -inform DER -in FILE)" % cert_source)
-        if _is_ca(certificates[0]):
+        # A self-signed certificate made with `openssl req -x509` is a CA too, yet served as a site's own.
+        if _is_ca(certificates[0]) and not _is_self_signed(certificates[0]):
             raise ChainError("%s: the first certificate is the CA %r, not the site's: put the site certificate first, then its "
                              "intermediates" % (cert_source, short_name(certificates[0].subject)))
         candidates = certificates[1:]
@@ -215,16 +219,18 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
     leaf = certificates[0]
     chain = build_chain(leaf, candidates, now)
     not_before, not_after = utc_attr(leaf, "not_valid_before"), utc_attr(leaf, "not_valid_after")
+    days_left = int((not_after - now).total_seconds() // 86400)
+    complete = bool(chain) and _is_self_signed(chain[-1])
     result.update(
         subject=leaf.subject.rfc4514_string(),
         issuer=leaf.issuer.rfc4514_string(),
         serial="%X" % leaf.serial_number,
         not_after=iso_time(not_after),
-        days_left=int((not_after - now).total_seconds() // 86400),
+        days_left=days_left,
         ocsp_urls=ocsp_urls(leaf),
         must_staple=has_must_staple(leaf),
         issuer_found=bool(chain),
-        chain_complete=bool(chain) and _is_self_signed(chain[-1]),
+        chain_complete=complete,
         chain=[_chain_facts(cert) for cert in chain],
         chain_pem="".join(cert.public_bytes(serialization.Encoding.PEM).decode("ascii") for cert in chain),
     )
@@ -252,14 +258,14 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
     if not_before > now:
         warnings.append("the certificate is not valid before %s (in %s): check the clock, or wait before serving it" % (
             iso_time(not_before), format_duration((not_before - now).total_seconds())))
-    if chain and not result["chain_complete"]:
+    if chain and not complete:
         warnings.append(
             "the chain stops at %r, whose issuer %r is not in %s: the chain file holds intermediates only, and nginx's "
             "ssl_stapling_verify may fail with \"unable to get local issuer certificate\" unless that root is added to the "
             "CA bundle" % (short_name(chain[-1].subject), short_name(chain[-1].issuer), searched))
-    if not_after >= now and result["days_left"] < min_days:
-        warnings.append("the certificate expires on %s, in %d days (fewer than the %d asked for): renew it soon" % (
-            result["not_after"], result["days_left"], min_days))
+    if not_after >= now and days_left < min_days:
+        warnings.append("the certificate expires on %s, in %d days (min_days is %d): renew it soon" % (
+            iso_time(not_after), days_left, min_days))
 
     if blockers:
         result.update(status="not_applicable", reason=blockers[0])
@@ -276,7 +282,7 @@ def chain_file_name(cert_path: str) -> str:
     and a hash of all of it, e.g. ``etc_ssl_example.com_fullchain.pem.3f2a9c1e0b7d.chain.pem``,
     and is never longer than 87 characters.
     """
-    if not cert_path or not posixpath.isabs(cert_path):
+    if not isinstance(cert_path, str) or not posixpath.isabs(cert_path):
         raise ChainError("certificate path %r is not absolute: resolve it against the server's prefix or ServerRoot first" % (
             cert_path,))
     # One spelling per file: POSIX keeps a leading "//", normpath everything else.

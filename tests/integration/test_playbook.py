@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from bench import Bench
 from bench.client import handshake_until
-from bench.demo import inventory
+from bench.layouts import write_inventory
 from bench.servers import Site
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "verify.yml"
@@ -27,9 +27,11 @@ def fleet(tmp_path_factory):
         nginx.start()
         apache.start()
         handshake_until(nginx.port, "good.test", lambda shake: shake.stapled)
-        path = folder / "inventory.yml"
-        path.write_text(inventory({"web-nginx": (nginx.port, ["good.test", "off.test"]), "web-apache": (apache.port, ["good.test"])}))
-        yield path
+        local = {"ansible_connection": "local", "ansible_host": "127.0.0.1"}
+        yield write_inventory(folder / "inventory.yml", {
+            "web-nginx": dict(local, ocsp_stapling_verify_port=nginx.port, ocsp_stapling_verify_server_names=["good.test", "off.test"]),
+            "web-apache": dict(local, ocsp_stapling_verify_port=apache.port, ocsp_stapling_verify_server_names=["good.test"]),
+        })
 
 
 def play(inventory_path: Path, *extra: str) -> subprocess.CompletedProcess:
