@@ -71,7 +71,7 @@ os-deps: ## Install missing system packages with apt (without starting nginx/apa
 venv: os-deps ## Create .venv/ from the pinned requirements.txt
 	@scripts/ensure-venv.sh "$(VENV)" requirements.txt "$(BASE_PYTHON)"
 
-bench-venv: os-deps ## Create .venv-bench/ from benchmarks/requirements.txt (sslyze)
+bench-venv: os-deps ## Create .venv-bench/ from benchmarks/requirements.txt (sslyze, crossplane)
 	@scripts/ensure-venv.sh "$(BENCH_VENV)" benchmarks/requirements.txt "$(BASE_PYTHON)"
 
 collections: ## Link the collection into .build/collections (ANSIBLE_COLLECTIONS_PATH)
@@ -120,9 +120,10 @@ integration: os-deps venv collections ## pytest tests/integration (real nginx/ap
 demo: setup ## Run the demo (python -m bench.demo)
 	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" -m bench.demo
 
-# benchmarks/run.py runs with .venv; it finds sslyze's interpreter through BENCH_PYTHON.
-bench: setup bench-venv ## Run the benchmark (benchmarks/run.py)
-	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/run.py
+# The benchmarks run with .venv; they find the peers' interpreter (sslyze, crossplane) through BENCH_PYTHON.
+bench: setup bench-venv ## Run the benchmarks (benchmarks/*.py); figures go to BENCHMARKS.md by hand
+	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/verify_endpoints.py
+	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/nginx_edit.py
 
 # --- Cleaning ----------------------------------------------------------------------------------
 

@@ -221,14 +221,16 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
     not_before, not_after = utc_attr(leaf, "not_valid_before"), utc_attr(leaf, "not_valid_after")
     days_left = int((not_after - now).total_seconds() // 86400)
     complete = bool(chain) and _is_self_signed(chain[-1])
+    urls = ocsp_urls(leaf)
+    must_staple = has_must_staple(leaf)
     result.update(
         subject=leaf.subject.rfc4514_string(),
         issuer=leaf.issuer.rfc4514_string(),
         serial="%X" % leaf.serial_number,
         not_after=iso_time(not_after),
         days_left=days_left,
-        ocsp_urls=ocsp_urls(leaf),
-        must_staple=has_must_staple(leaf),
+        ocsp_urls=urls,
+        must_staple=must_staple,
         issuer_found=bool(chain),
         chain_complete=complete,
         chain=[_chain_facts(cert) for cert in chain],
@@ -240,8 +242,8 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
     # kept as warnings, so that fixing one never reveals another only on the next run.
     blockers = []
     if not_after < now:
-        blockers.append("the certificate expired on %s: renew it first" % result["not_after"])
-    if not result["ocsp_urls"]:
+        blockers.append("the certificate expired on %s: renew it first" % iso_time(not_after))
+    if not urls:
         blockers.append(NO_OCSP_URL)
     if _is_self_signed(leaf):
         blockers.append("the certificate is self-signed, so no CA answers OCSP for it: leave stapling off for this site")
@@ -250,7 +252,7 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
                         "CA bundle" % (short_name(leaf.issuer), searched))
 
     warnings = result["warnings"]
-    if result["must_staple"]:
+    if must_staple:
         warnings.append(MUST_STAPLE if not blockers else
                         "the certificate carries OCSP Must-Staple but cannot be stapled: Firefox refuses the site until the "
                         "certificate is replaced by one that can be")
@@ -271,7 +273,7 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
         result.update(status="not_applicable", reason=blockers[0])
     else:
         result.update(status="eligible", eligible=True, reason="can be stapled: OCSP responder %s, chain %s" % (
-            result["ocsp_urls"][0], " -> ".join(repr(short_name(cert.subject)) for cert in chain)))
+            urls[0], " -> ".join(repr(short_name(cert.subject)) for cert in chain)))
     return result
 
 
@@ -279,7 +281,7 @@ def chain_file_name(cert_path: str) -> str:
     """A stable, safe file name for the chain file of the certificate at absolute path ``cert_path``.
 
     Sites that serve one certificate file get one chain file. The name shows the end of the path
-    and a hash of all of it, e.g. ``etc_ssl_example.com_fullchain.pem.3f2a9c1e0b7d.chain.pem``,
+    and a hash of all of it, e.g. ``etc_ssl_example.com_fullchain.pem.4682ec5c6d55.chain.pem``,
     and is never longer than 87 characters.
     """
     if not isinstance(cert_path, str) or not posixpath.isabs(cert_path):

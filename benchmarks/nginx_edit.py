@@ -1,0 +1,140 @@
+"""Benchmark: nginx_stapling on a generated tree of 2,000 server blocks in 200 files, against crossplane.
+
+Started by `make bench`. For N = 2,000 and 4,000 server blocks (10 per file), it measures, in the same run:
+
+- ``nginx_stapling check``: the module run as Ansible runs it on a host (``python nginx_stapling.py
+  args.json``) in check mode: parse every file, follow the include glob, plan every edit, build the diff;
+- ``nginx_stapling apply``: the same run applying the edits (lock, backups, atomic writes; the server
+  test is ``true`` so that nginx's own time is not counted);
+- ``crossplane parse``: ``crossplane parse`` of the same tree (its own venv, ``BENCH_PYTHON``), which
+  only parses;
+- the in-process figures of both parsers (load only), without interpreter start-up.
+
+The median of ``--rounds`` runs is reported; the ratios show whether the module is no slower than
+crossplane and whether its time grows linearly when the tree doubles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODULE = REPO / "plugins" / "modules" / "nginx_stapling.py"
+
+SERVER = """
+# site {index}: {name}
+server {{
+    listen 443 ssl;
+    listen [::]:443 ssl;
+    server_name {name} www.{name};
+    ssl_certificate /etc/ssl/sites/{name}.pem;
+    ssl_certificate_key /etc/ssl/private/{name}.key;
+    location / {{
+        try_files $uri $uri/ =404;
+        if ($http_user_agent ~* "bot;{{1,3}}") {{ return 403; }}
+    }}
+    location /api {{ proxy_pass http://127.0.0.1:8080; }}
+}}
+"""
+
+
+def generate(folder: Path, servers: int, per_file: int = 10) -> dict:
+    """The tree and the chains mapping (every certificate gets a chain) for ``servers`` server blocks."""
+    (folder / "sites").mkdir(parents=True)
+    (folder / "nginx.conf").write_text("events {}\nhttp {\n    resolver 127.0.0.1;\n    include %s/sites/*.conf;\n}\n" % folder)
+    chains = {}
+    for number in range(servers // per_file):
+        blocks = []
+        for offset in range(per_file):
+            index = number * per_file + offset
+            name = "site%05d.test" % index
+            blocks.append(SERVER.format(index=index, name=name))
+            chains["/etc/ssl/sites/%s.pem" % name] = "/etc/ssl/ocsp-stapling/%s.chain.pem" % name
+        (folder / "sites" / ("%03d.conf" % number)).write_text("".join(blocks))
+    return chains
+
+
+def timed(argv: list, env: dict) -> float:
+    started = time.monotonic()
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def module_run(folder: Path, chains: dict, env: dict, check: bool) -> float:
+    args = folder.parent / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "conf_path": str(folder / "nginx.conf"), "chains": chains, "test_command": ["true"], "_ansible_check_mode": check,
+        "lock_path": str(folder.parent / "lock"), "_ansible_diff": True,
+    }}))
+    return timed([sys.executable, str(MODULE), str(args)], env)
+
+
+def in_process_load(folder: Path, env: dict) -> float:
+    code = ("import time, sys; from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig; "
+            "from ansible_collections.ocsp.stapling.plugins.module_utils._txn import read_text; "
+            "s = time.perf_counter(); NginxConfig.load(sys.argv[1], reader=read_text); print(time.perf_counter() - s)")
+    return float(subprocess.run([sys.executable, "-c", code, str(folder / "nginx.conf")], env=env, check=True, capture_output=True, text=True).stdout)
+
+
+def crossplane_in_process(folder: Path, bench_python: str) -> float:
+    code = "import time, sys, crossplane; s = time.perf_counter(); crossplane.parse(sys.argv[1]); print(time.perf_counter() - s)"
+    return float(subprocess.run([bench_python, "-c", code, str(folder / "nginx.conf")], check=True, capture_output=True, text=True).stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--servers", type=int, nargs="+", default=[2000, 4000])
+    parser.add_argument("--rounds", type=int, default=5)
+    options = parser.parse_args()
+    bench_python = os.environ.get("BENCH_PYTHON")
+    if not bench_python:
+        parser.error("BENCH_PYTHON must name the interpreter of .venv-bench (make bench sets it)")
+    crossplane = str(Path(bench_python).parent / "crossplane")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("ANSIBLE_COLLECTIONS_PATH"), os.environ.get("PYTHONPATH")])))
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="ocsp-nginx-bench-") as scratch:
+        for servers in options.servers:
+            pristine = Path(scratch) / ("pristine-%d" % servers)
+            chains = generate(pristine, servers)
+            work = Path(scratch) / ("work-%d" % servers)
+            rows = {"nginx_stapling check": [], "nginx_stapling apply": [], "crossplane parse": [],
+                    "load only (in process)": [], "crossplane.parse (in process)": []}
+            for _round in range(options.rounds):
+                rows["nginx_stapling check"].append(module_run(pristine, chains, env, check=True))
+                shutil.rmtree(work, ignore_errors=True)
+                shutil.copytree(pristine, work)
+                (work / "nginx.conf").write_text((pristine / "nginx.conf").read_text().replace(str(pristine), str(work)))
+                rows["nginx_stapling apply"].append(module_run(work, chains, env, check=False))
+                rows["crossplane parse"].append(timed([crossplane, "parse", "-o", os.devnull, str(pristine / "nginx.conf")], env))
+                rows["load only (in process)"].append(in_process_load(pristine, env))
+                rows["crossplane.parse (in process)"].append(crossplane_in_process(pristine, bench_python))
+            results[servers] = {name: round(statistics.median(values), 4) for name, values in rows.items()}
+            print(servers, json.dumps(results[servers]), flush=True)
+
+    sizes = options.servers
+    print("\n| server blocks | " + " | ".join(results[sizes[0]]) + " | check / crossplane parse |")
+    print("|---" * (len(results[sizes[0]]) + 2) + "|")
+    for servers in sizes:
+        row = results[servers]
+        print("| %d | " % servers + " | ".join("%.3f s" % value for value in row.values())
+              + " | %.2fx |" % (row["nginx_stapling check"] / row["crossplane parse"]))
+    if len(sizes) > 1:
+        first, last = results[sizes[0]], results[sizes[-1]]
+        print("\nGrowth from %d to %d server blocks (x%.1f): " % (sizes[0], sizes[-1], sizes[-1] / sizes[0])
+              + ", ".join("%s x%.2f" % (name, last[name] / first[name]) for name in first))
+    (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
+    (REPO / "benchmarks" / "results" / "nginx_edit.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
