@@ -21,9 +21,9 @@ description:
   - Comments, order, quoting, indentation and line endings are kept; C(include) globs are followed;
     a symlinked file (C(sites-enabled) -> C(sites-available)) is edited at its target and the link
     stays. A directive that is already there is updated in place, not duplicated.
-  - Every line added ends with C(# ocsp.stapling) and every line changed records its old value
+  - "Every line added ends with C(# ocsp.stapling) and every line changed records its old value
     (C(# ocsp.stapling: was off)), so that O(state=absent) removes exactly what was added and puts
-    back what was changed.
+    back what was changed."
   - The change is a transaction - a per-host lock, a backup of every touched file, atomic writes that
     keep owner and mode, then the server's own test (O(test_command)). If the test fails, every file
     is restored byte for byte and the task fails with nginx's message. The module does not reload

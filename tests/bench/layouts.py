@@ -87,8 +87,6 @@ SHOP_SITE = (
 )
 
 
-
-
 @dataclass
 class NginxHost:
     """A running bench nginx with a Debian-shaped tree, and the role variables that point at it."""

@@ -20,6 +20,7 @@ from bench.layouts import DEFAULT_SITE, debian_nginx, write_inventory
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "enable.yml"
 
+
 def snapshot(folder: Path) -> dict:
     """Every configuration byte under the server folder (logs, pid and temp files excluded)."""
     skipped = {"logs", "run", "temp"}
