@@ -71,7 +71,8 @@ def test_2_converge_staples_and_verifies(host):
     assert "ssl_trusted_certificate " + str(host["root"] / "chains") in default
     assert "\tresolver 127.0.0.1; # ocsp.stapling\n" in default
     shop = (folder / "sites-available" / "shop").read_bytes()
-    assert b"ssl_stapling on;   # was turned off while debugging # ocsp.stapling: was off\r\n" in shop or b"ocsp.stapling: was off" in shop
+    # Changed in place, its comment kept, the old value recorded for state=absent.
+    assert b"\r\n    ssl_stapling on;   # was turned off while debugging # ocsp.stapling: was off\r\n" in shop
     assert b"\n" not in shop.replace(b"\r\n", b"")  # every line still ends in CRLF
     nourl_block = shop.split(b"server_name nourl.test;")[1]
     assert b"ocsp.stapling" not in nourl_block

@@ -1,0 +1,1016 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""nginx configuration: a parser that keeps byte positions, a model of TLS sites, and a
+surgical editor for the OCSP stapling directives.
+
+Runs on managed hosts: standard library only, Python 3.8 syntax, no Ansible imports. Files are
+read only through the ``reader`` given to :meth:`NginxConfig.load` and include globs expanded
+only through its ``globber``, so that the module keeps its own error handling and the tests
+can run on a dict.
+
+The lexer follows ``ngx_conf_read_token`` (nginx's own) rather than a simplified grammar:
+a site missed or an edit landing in the wrong block would be worse than no edit at all.
+
+Every line the editor adds ends with ``# ocsp.stapling``; every directive it changes in place
+gets ``# ocsp.stapling: was <original arguments>`` at the end of its line. ``state=absent``
+reads those markers back, so present followed by absent gives the original bytes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import glob
+import os
+import re
+from dataclasses import dataclass, field
+
+MARKER = "# ocsp.stapling"
+# Starts with the space the editor writes before the comment, so that removing it restores
+# the line exactly.
+_WAS_SUFFIX = " " + MARKER + ": was "
+
+# Directives the editor may change in place (and so restore); `resolver` is only ever added.
+_MANAGED = ("ssl_stapling", "ssl_stapling_verify", "ssl_trusted_certificate")
+_FLAGS = ("ssl_stapling", "ssl_stapling_verify")
+
+# One token of nginx's grammar, with the whitespace before it. nginx separates tokens by
+# space, tab, CR and LF only (not by other Unicode or ASCII whitespace).
+# - `#` starts a comment only where a token would start (`a#b` is one token);
+# - `;` `{` `}` are punctuation only there too (`a}` is one token, `}` ends a block only alone);
+# - quotes delimit a token only when they open it (`a"b` is one token);
+# - a backslash outside quotes takes the next character into the token;
+# - `${` keeps the brace inside the token (`${host}`), it does not open a block.
+_TOKEN = re.compile(
+    r"[ \t\r\n]*(?:"
+    r"(?P<comment>#[^\n]*)"
+    r"|(?P<punct>[;{}])"
+    r'|(?P<dq>"[^"\\]*(?:\\[\s\S][^"\\]*)*")'
+    r"|(?P<sq>'[^'\\]*(?:\\[\s\S][^'\\]*)*')"
+    r"|(?P<word>(?:[^ \t\r\n;{}\"'\\#$]|\\[\s\S]|\$\{?)(?:[^ \t\r\n;{\\$]+|\\[\s\S]|\$\{?)*)"
+    r"|(?P<bad>[\"'\\])"
+    r"|(?P<eof>\Z))"
+)
+# What nginx accepts right after a closing quote (`)` for `if ($a = "b")`).
+_AFTER_QUOTE = " \t\r\n;{)"
+
+# The escapes nginx decodes when it copies a token (in and out of quotes); any other
+# backslash is kept as is.
+_ESCAPE = re.compile(r"\\([\"'\\tnr])")
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r"}
+
+# Bodies of `*_by_lua_block` are Lua, not nginx syntax: only braces, strings, long brackets
+# and comments matter to find the closing brace, as in ngx_lua's own block lexer.
+_LUA = re.compile(
+    r"(?P<brace>[{}])"
+    r"|\"(?:[^\"\\\n]|\\[\s\S])*\""
+    r"|'(?:[^'\\\n]|\\[\s\S])*'"
+    r"|-?-?\[(?P<level>=*)\["
+    r"|--[^\n]*"
+)
+
+# When a value must be quoted to be read back as one argument.
+_NEEDS_QUOTES = re.compile(r"[\s;{}#\"'$\\]")
+_GLOB_CHARS = "*?["
+
+
+class NginxConfigError(Exception):
+    """A configuration nginx would reject, or one this module cannot edit safely.
+
+    ``line`` is None when the error is about a file as a whole (the main file unreadable).
+    """
+
+    def __init__(self, path: str, line: int | None, message: str, hint: str) -> None:
+        super().__init__(path, line, message, hint)
+        self.path = path
+        self.line = line
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else "%s:%d" % (self.path, self.line)
+        return "%s: %s; %s" % (where, self.message, self.hint)
+
+
+@dataclass(eq=False)
+class Directive:
+    """One directive with the offsets needed to edit it in place.
+
+    Offsets are ``str`` indices into the text of the file at ``path``. ``arg_spans`` holds the
+    raw span of each argument, quotes included. For `include`, ``included`` lists the
+    top-level directives of the included files; their ``parent`` is the block that holds the
+    include (the context nginx parses them in), not the include itself.
+    """
+
+    name: str
+    args: list
+    path: str
+    line: int
+    start: int
+    end: int
+    args_start: int
+    args_end: int
+    block: list | None = field(default=None, repr=False)
+    parent: Directive | None = field(default=None, repr=False)
+    included: list = field(default_factory=list, repr=False)
+    arg_spans: list = field(default_factory=list, repr=False)
+    # Offset of the closing `}` of a block.
+    block_close: int | None = field(default=None, repr=False)
+    # The raw text between the braces of a block nginx does not parse (`*_by_lua_block`).
+    raw_body: str | None = field(default=None, repr=False)
+
+
+@dataclass(eq=False)
+class ConfigFile:
+    path: str
+    text: str
+    newline: str
+    directives: list = field(repr=False)
+    # (start, end) of every comment, `end` before a trailing CR.
+    comments: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._line_starts = _line_starts(self.text)
+
+    def line_of(self, offset: int) -> int:
+        """1-based line number of an offset."""
+        return bisect.bisect_right(self._line_starts, offset)
+
+    def line_start(self, line: int) -> int:
+        return self._line_starts[line - 1]
+
+
+@dataclass(frozen=True)
+class Listen:
+    address: str
+    port: int | None
+    ssl: bool
+    default_server: bool
+    raw: str
+    # HTTP/3: a UDP socket, TLS by nature, distinct from the TCP one on the same port.
+    quic: bool = False
+
+    @property
+    def socket(self) -> tuple:
+        return (self.address, self.port)
+
+    def as_dict(self) -> dict:
+        return {
+            "address": self.address,
+            "port": self.port,
+            "ssl": self.ssl,
+            "default_server": self.default_server,
+            "quic": self.quic,
+            "raw": self.raw,
+        }
+
+
+@dataclass(eq=False)
+class Site:
+    """One nginx `server` block of the `http` context; values are those in effect."""
+
+    directive: Directive = field(repr=False)
+    path: str
+    line: int
+    index: int
+    server_names: list
+    listens: list
+    tls: bool
+    ssl_certificate: list
+    ssl_certificate_key: list
+    ssl_trusted_certificate: str | None
+    ssl_stapling: bool
+    ssl_stapling_verify: bool
+    resolver: list | None
+    uses_variables: bool
+    # Old-style `ssl on;` in effect: every socket of the site is TLS.
+    ssl_on: bool = field(default=False, repr=False)
+
+    def as_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "index": self.index,
+            "server_names": list(self.server_names),
+            "listens": [listen.as_dict() for listen in self.listens],
+            "tls": self.tls,
+            "ssl_certificate": list(self.ssl_certificate),
+            "ssl_certificate_key": list(self.ssl_certificate_key),
+            "ssl_trusted_certificate": self.ssl_trusted_certificate,
+            "ssl_stapling": self.ssl_stapling,
+            "ssl_stapling_verify": self.ssl_stapling_verify,
+            "resolver": None if self.resolver is None else list(self.resolver),
+            "uses_variables": self.uses_variables,
+        }
+
+
+# --- Lexer and parser ----------------------------------------------------------------------------
+
+
+def _line_starts(text: str) -> list:
+    starts = [0]
+    newline = text.find("\n")
+    while newline >= 0:
+        starts.append(newline + 1)
+        newline = text.find("\n", newline + 1)
+    return starts
+
+
+def _unescape(raw: str) -> str:
+    if "\\" not in raw:
+        return raw
+    return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), raw)
+
+
+def _skip_lua(path: str, text: str, pos: int, line_of, directive: Directive) -> int:
+    """Offset of the `}` closing a Lua block whose `{` ends just before ``pos``."""
+    depth = 1
+    while True:
+        match = _LUA.search(text, pos)
+        if match is None:
+            raise NginxConfigError(
+                path, directive.line, 'the Lua code of "%s" is not closed' % directive.name, 'add the missing "}"'
+            )
+        pos = match.end()
+        brace = match.group("brace")
+        if brace == "{":
+            depth += 1
+        elif brace == "}":
+            depth -= 1
+            if depth == 0:
+                return match.start()
+        elif match.group("level") is not None:
+            close = "]" + match.group("level") + "]"
+            end = text.find(close, pos)
+            if end < 0:
+                raise NginxConfigError(
+                    path, line_of(match.start()), "unterminated Lua long string or comment", 'close it with "%s"' % close
+                )
+            pos = end + len(close)
+
+
+def _parse(path: str, text: str) -> tuple:
+    """Top-level directives (with their blocks) and comment spans of one file; includes untouched."""
+    starts = _line_starts(text)
+
+    def line_of(offset: int) -> int:
+        return bisect.bisect_right(starts, offset)
+
+    def fail(offset: int, message: str, hint: str):
+        raise NginxConfigError(path, line_of(offset), message, hint)
+
+    root = []
+    children = root
+    stack = []
+    words = []
+    comments = []
+    pos = 0
+    size = len(text)
+    match_token = _TOKEN.match
+    while True:
+        match = match_token(text, pos)
+        kind = match.lastgroup
+        start = match.start(kind)
+        pos = match.end()
+        if kind == "word":
+            words.append((_unescape(match.group(kind)), start, pos))
+        elif kind in ("dq", "sq"):
+            words.append((_unescape(text[start + 1:pos - 1]), start, pos))
+            if pos < size and text[pos] not in _AFTER_QUOTE:
+                fail(pos, 'unexpected "%s" after a quoted string' % text[pos], "put a space after the closing quote")
+        elif kind == "comment":
+            comments.append((start, pos - 1 if text[pos - 1] == "\r" else pos))
+        elif kind == "punct":
+            char = text[start]
+            if char == "}":
+                if words:
+                    fail(start, 'unexpected "}"', 'end the directive "%s" with ";" before it' % words[0][0])
+                if not stack:
+                    fail(start, 'unexpected "}"', 'remove it or add the "{" it should close')
+                directive = stack.pop()
+                directive.block_close = start
+                directive.end = pos
+                children = stack[-1].block if stack else root
+                continue
+            if not words:
+                fail(start, 'unexpected "%s"' % char, "remove it or put a directive name before it")
+            name, name_start, dummy = words[0]
+            spans = [(word[1], word[2]) for word in words[1:]]
+            directive = Directive(
+                name=name,
+                args=[word[0] for word in words[1:]],
+                path=path,
+                line=line_of(name_start),
+                start=name_start,
+                end=pos,
+                args_start=spans[0][0] if spans else start,
+                args_end=start,
+                block=None if char == ";" else [],
+                parent=stack[-1] if stack else None,
+                arg_spans=spans,
+            )
+            children.append(directive)
+            words = []
+            if char == "{":
+                if name.endswith("_by_lua_block"):
+                    close = _skip_lua(path, text, pos, line_of, directive)
+                    directive.raw_body = text[pos:close]
+                    directive.block_close = close
+                    pos = directive.end = close + 1
+                else:
+                    stack.append(directive)
+                    children = directive.block
+        elif kind == "eof":
+            if words:
+                fail(words[0][1], 'unexpected end of file in "%s", expecting ";" or "}"' % words[0][0], 'end the directive with ";"')
+            if stack:
+                fail(stack[-1].start, 'unexpected end of file, expecting "}": the "%s" block opened here is not closed' % stack[-1].name,
+                     'add the missing "}"')
+            return root, comments
+        elif text[start] == "\\":
+            fail(start, 'unexpected end of file after "\\"', "remove the trailing backslash")
+        else:
+            fail(start, "unterminated quoted string", "close the string with a matching %s" % text[start])
+
+
+def _effective(directives):
+    """Directives as nginx sees them in one context: includes replaced by what they include."""
+    for directive in directives:
+        if directive.name == "include" and directive.block is None:
+            for child in _effective(directive.included):
+                yield child
+        else:
+            yield directive
+
+
+def _read(path: str) -> str:
+    """Default reader; newline='' keeps CRLF, surrogateescape keeps any byte."""
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        return handle.read()
+
+
+def _glob(pattern: str) -> list:
+    return sorted(glob.glob(pattern))
+
+
+def _newline(text: str) -> str:
+    first = text.find("\n")
+    return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
+
+
+class _Loader:
+    def __init__(self, reader, globber, realpath, prefix: str) -> None:
+        self.reader = reader
+        self.globber = globber
+        self.realpath = realpath
+        self.prefix = prefix
+        self.files = {}
+        # Real paths being parsed, outermost first: a path met again is an include cycle.
+        self.stack = []
+
+    def load(self, path: str, context: Directive | None, include: Directive | None) -> list:
+        real = self.realpath(path)
+        if real in self.stack:
+            cycle = " -> ".join(self.stack[self.stack.index(real):] + [real])
+            raise NginxConfigError(include.path, include.line, "include cycle: %s" % cycle, "remove the include that closes the cycle")
+        try:
+            text = self.reader(real)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if include is None:
+                raise NginxConfigError(path, None, "cannot read the configuration (%s)" % reason, "check the path of the main configuration file")
+            raise NginxConfigError(include.path, include.line, 'open() "%s" failed (%s)' % (path, reason),
+                                   "fix the path of the include or create the file")
+        # A file included twice is parsed once per inclusion, so that every copy of its
+        # directives knows its own context; the first parse is the one kept in `files`.
+        directives, comments = _parse(real, text)
+        if real not in self.files:
+            self.files[real] = ConfigFile(real, text, _newline(text), directives, comments)
+        for directive in directives:
+            directive.parent = context
+        self.stack.append(real)
+        self._expand(directives)
+        self.stack.pop()
+        return directives
+
+    def _expand(self, directives: list) -> None:
+        for directive in directives:
+            if directive.name == "include" and directive.block is None:
+                self._include(directive)
+            elif directive.block:
+                self._expand(directive.block)
+
+    def _include(self, directive: Directive) -> None:
+        if len(directive.args) != 1:
+            raise NginxConfigError(directive.path, directive.line, 'invalid number of arguments in "include"', "give it exactly one path")
+        path = os.path.join(self.prefix, directive.args[0])
+        # Like nginx: a pattern that matches nothing is fine, a plain path that is missing is not.
+        paths = self.globber(path) if any(char in path for char in _GLOB_CHARS) else [path]
+        for included in paths:
+            directive.included.extend(self.load(included, directive.parent, directive))
+
+
+# --- Model ---------------------------------------------------------------------------------------
+
+
+def _resolve(prefix: str, value: str) -> str:
+    """A path as nginx reads it: relative to the conf prefix. Values with variables and
+    `data:` certificates are resolved by nginx at run time and kept as written."""
+    if "$" in value or value.startswith("data:") or os.path.isabs(value):
+        return value
+    return os.path.normpath(os.path.join(prefix, value))
+
+
+def _parse_listen(directive: Directive) -> Listen:
+    if not directive.args:
+        raise NginxConfigError(directive.path, directive.line, 'invalid number of arguments in "listen"', "give it an address or a port")
+    first = directive.args[0]
+    params = directive.args[1:]
+    port_text = None
+    if first.startswith("unix:"):
+        address, port = first, None
+    else:
+        if first.startswith("["):
+            close = first.find("]")
+            if close < 0:
+                raise NginxConfigError(directive.path, directive.line, 'invalid IPv6 address in "%s" of "listen"' % first, 'close it with "]"')
+            address, rest = first[:close + 1], first[close + 1:]
+            port_text = rest[1:] if rest.startswith(":") else None
+        elif ":" in first:
+            address, port_text = first.rsplit(":", 1)
+        elif first.isdigit():
+            address, port_text = "*", first
+        else:
+            address = first
+        # 0.0.0.0 is the same socket as a bare port for nginx.
+        if address == "0.0.0.0":
+            address = "*"
+        try:
+            port = 80 if port_text is None else int(port_text)
+        except ValueError:
+            raise NginxConfigError(directive.path, directive.line, 'invalid port in "%s" of "listen"' % first, "fix the listen address")
+    return Listen(
+        address=address,
+        port=port,
+        ssl="ssl" in params,
+        default_server="default_server" in params or "default" in params,
+        raw=" ".join(directive.args),
+        quic="quic" in params,
+    )
+
+
+def _by_name(directives) -> dict:
+    found = {}
+    for directive in directives:
+        found.setdefault(directive.name, []).append(directive)
+    return found
+
+
+def _flag(scopes: tuple, name: str) -> bool:
+    for scope in scopes:
+        if name in scope:
+            return [arg.lower() for arg in scope[name][-1].args] == ["on"]
+    return False
+
+
+def _build_site(prefix: str, server: Directive, http_scope: dict, index: int) -> Site:
+    own = _by_name(_effective(server.block))
+    scopes = (own, http_scope)
+
+    def in_effect(name: str) -> list:
+        for scope in scopes:
+            if name in scope:
+                return scope[name]
+        return []
+
+    listens = [_parse_listen(directive) for directive in own.get("listen", [])]
+    if not listens:
+        listens = [Listen(address="*", port=80, ssl=False, default_server=False, raw="*:80")]
+    certificates = [directive.args[0] for directive in in_effect("ssl_certificate") if directive.args]
+    keys = [directive.args[0] for directive in in_effect("ssl_certificate_key") if directive.args]
+    trusted = in_effect("ssl_trusted_certificate")
+    resolver = in_effect("resolver")
+    ssl_on = _flag(scopes, "ssl")
+    return Site(
+        directive=server,
+        path=server.path,
+        line=server.line,
+        index=index,
+        server_names=[name for directive in own.get("server_name", []) for name in directive.args],
+        listens=listens,
+        tls=ssl_on or any(listen.ssl or listen.quic for listen in listens),
+        ssl_certificate=[_resolve(prefix, path) for path in certificates],
+        ssl_certificate_key=[_resolve(prefix, path) for path in keys],
+        ssl_trusted_certificate=_resolve(prefix, trusted[-1].args[0]) if trusted and trusted[-1].args else None,
+        ssl_stapling=_flag(scopes, "ssl_stapling"),
+        ssl_stapling_verify=_flag(scopes, "ssl_stapling_verify"),
+        resolver=list(resolver[-1].args) if resolver else None,
+        uses_variables=any("$" in path for path in certificates),
+        ssl_on=ssl_on,
+    )
+
+
+def _tls_sockets(sites: list) -> set:
+    # nginx ORs the `ssl` flag of every listen on one address:port, so a plain `listen 443`
+    # shares TLS with the server that says `listen 443 ssl` (and `ssl on` makes all of a
+    # server's sockets TLS).
+    sockets = set()
+    for site in sites:
+        for listen in site.listens:
+            if not listen.quic and (listen.ssl or site.ssl_on):
+                sockets.add(listen.socket)
+    return sockets
+
+
+class NginxConfig:
+    """A loaded configuration: every file once (by real path), includes followed."""
+
+    def __init__(self, main: ConfigFile, files: dict, prefix: str) -> None:
+        self.main = main
+        self.files = files
+        self.prefix = prefix
+        self._sites = None
+
+    @classmethod
+    def load(cls, main_path: str, reader=None, globber=None, realpath=None, prefix: str | None = None) -> NginxConfig:
+        """Parse ``main_path`` and everything it includes.
+
+        ``reader(path) -> str`` must keep the text exact (CRLF, any byte: UTF-8 with
+        surrogateescape and newline='') and raise OSError for a file it cannot read.
+        ``globber(pattern) -> sorted list of paths``; ``realpath(path) -> path`` resolves symlinks.
+        Relative include paths resolve against ``prefix``, by default the directory of ``main_path``.
+        """
+        if prefix is None:
+            prefix = os.path.dirname(main_path)
+        loader = _Loader(reader or _read, globber or _glob, realpath or os.path.realpath, prefix)
+        loader.load(main_path, None, None)
+        files = loader.files
+        return cls(next(iter(files.values())), files, prefix)
+
+    def sites(self) -> list:
+        """Every `server` block of the `http` context (not `stream` or `mail`), in config order."""
+        if self._sites is None:
+            sites = []
+            for http in _effective(self.main.directives):
+                if http.name != "http" or http.block is None:
+                    continue
+                scope = list(_effective(http.block))
+                http_scope = _by_name(directive for directive in scope if directive.block is None)
+                for server in scope:
+                    if server.name == "server" and server.block is not None:
+                        sites.append(_build_site(self.prefix, server, http_scope, len(sites)))
+            sockets = _tls_sockets(sites)
+            for site in sites:
+                if not site.tls:
+                    site.tls = any(not listen.quic and listen.socket in sockets for listen in site.listens)
+            self._sites = sites
+        return list(self._sites)
+
+    def tls_sites(self) -> list:
+        return [site for site in self.sites() if site.tls]
+
+
+def default_servers(sites: list) -> dict:
+    """For each TLS (TCP) socket, the site nginx picks when no server name matches."""
+    sockets = _tls_sockets(sites)
+    explicit = {}
+    first = {}
+    for site in sites:
+        for listen in site.listens:
+            if listen.quic or listen.socket not in sockets:
+                continue
+            first.setdefault(listen.socket, site)
+            if listen.default_server:
+                explicit.setdefault(listen.socket, site)
+    first.update(explicit)
+    return first
+
+
+# --- Editor --------------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    if value and not _NEEDS_QUOTES.search(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _line_end(text: str, offset: int) -> int:
+    """Offset of the end of the line holding ``offset``, before its CR LF or LF."""
+    newline = text.find("\n", offset)
+    if newline < 0:
+        return len(text)
+    return newline - 1 if newline > 0 and text[newline - 1] == "\r" else newline
+
+
+def _indent(text: str, offset: int) -> str:
+    line_start = text.rfind("\n", 0, offset) + 1
+    end = line_start
+    while end < len(text) and text[end] in " \t":
+        end += 1
+    return text[line_start:end]
+
+
+def _is_added(text: str, start: int, end: int) -> bool:
+    return text[start:end] == MARKER and start > 0 and text[start - 1] == " "
+
+
+def _walk(directives, depth: int = 0):
+    for directive in directives:
+        yield directive, depth
+        if directive.block:
+            for item in _walk(directive.block, depth + 1):
+                yield item
+
+
+def _same(prefix: str, name: str, current: list, wanted: list) -> bool:
+    if name in _FLAGS:
+        return [arg.lower() for arg in current] == wanted
+    if name == "ssl_trusted_certificate":
+        return len(current) == 1 and _resolve(prefix, current[0]) == _resolve(prefix, wanted[0])
+    return current == wanted
+
+
+def _http_of(directive: Directive) -> Directive | None:
+    parent = directive.parent
+    while parent is not None and parent.name != "http":
+        parent = parent.parent
+    return parent
+
+
+def _select(config: NginxConfig, chains: dict, include_default_servers: bool) -> list:
+    """(site, chain) for every site to edit, directly chosen sites first."""
+    wanted = {os.path.normpath(path): chain for path, chain in chains.items()}
+
+    def chain_of(site: Site) -> str | None:
+        for path in site.ssl_certificate:
+            chain = wanted.get(os.path.normpath(path))
+            if chain is not None:
+                return chain
+        return None
+
+    sites = config.sites()
+    selected = []
+    for site in sites:
+        chain = chain_of(site) if site.tls else None
+        if chain is not None:
+            selected.append((site, chain))
+    if include_default_servers:
+        chosen = set(site for site, chain in selected)
+        defaults = default_servers(sites)
+        # A pulled-in default server pulls in the defaults of its own sockets in turn.
+        done = 0
+        while done < len(selected):
+            site, chain = selected[done]
+            done += 1
+            for listen in site.listens:
+                default = None if listen.quic else defaults.get(listen.socket)
+                if default is not None and default not in chosen:
+                    chosen.add(default)
+                    own = chain_of(default)
+                    selected.append((default, chain if own is None else own))
+    return selected
+
+
+class _FileView:
+    """Look-ups by line in one file, built once per edited file."""
+
+    def __init__(self, config_file: ConfigFile) -> None:
+        self.file = config_file
+        self.text = config_file.text
+        self.by_start_line = {}
+        self.by_end_line = {}
+        for directive, dummy in _walk(config_file.directives):
+            self.by_start_line.setdefault(config_file.line_of(directive.start), []).append(directive)
+            if directive.block is None:
+                self.by_end_line.setdefault(config_file.line_of(directive.end - 1), []).append(directive)
+        self.comment_of_line = dict((config_file.line_of(start), (start, end)) for start, end in config_file.comments)
+
+    def has_marker(self, line: int) -> bool:
+        comment = self.comment_of_line.get(line)
+        if comment is None:
+            return False
+        start, end = comment
+        return _is_added(self.text, start, end) or self.text.find(_WAS_SUFFIX, max(start - 1, 0), end) >= 0
+
+    def managed_on_line(self, line: int) -> list:
+        return [directive for directive in self.by_end_line.get(line, []) if directive.name in _MANAGED]
+
+
+class _Plan:
+    """The edits to make, keyed by where they land, so that a file included twice (and so a
+    directive met through several sites) is edited once."""
+
+    def __init__(self, config: NginxConfig, state: str) -> None:
+        self.config = config
+        self.state = state
+        # (path, directive start) -> (directive, new args)
+        self.replacements = {}
+        # (path, offset) -> {name: line}
+        self.insertions = {}
+        # (path, directive start) -> original args, read back from a marker (absent)
+        self.restorations = {}
+        # path -> [(start, end, new text)]
+        self.ops = {}
+        # [(site or None, path, line, change)]
+        self.notes = []
+        self._http_scopes = {}
+        self._views = {}
+
+    def view(self, path: str) -> _FileView:
+        if path not in self._views:
+            self._views[path] = _FileView(self.config.files[path])
+        return self._views[path]
+
+    def http_scope(self, server: Directive) -> dict:
+        http = _http_of(server)
+        if http not in self._http_scopes:
+            self._http_scopes[http] = _by_name(d for d in _effective(http.block) if d.block is None) if http else {}
+        return self._http_scopes[http]
+
+    # present
+
+    def present(self, site: Site, chain: str, resolver: list | None) -> None:
+        prefix = self.config.prefix
+        wanted = [("ssl_stapling", ["on"]), ("ssl_stapling_verify", ["on"]), ("ssl_trusted_certificate", [chain])]
+        if resolver and site.resolver is None:
+            wanted.append(("resolver", list(resolver)))
+        own = _by_name(_effective(site.directive.block))
+        http_scope = self.http_scope(site.directive)
+        additions = []
+        for name, args in wanted:
+            if name in own:
+                # nginx rejects duplicates; if there are some anyway, the last one is the one to fix.
+                current = own[name][-1]
+                if not _same(prefix, name, current.args, args):
+                    self.set_args(site, current, args)
+            elif not (name in http_scope and _same(prefix, name, http_scope[name][-1].args, args)):
+                additions.append((name, args))
+        if additions:
+            self.add_lines(site, additions)
+
+    def set_args(self, site: Site, directive: Directive, args: list) -> None:
+        if not directive.arg_spans:
+            raise NginxConfigError(directive.path, directive.line, '"%s" has no value' % directive.name, "give it one or remove it")
+        key = (directive.path, directive.start)
+        previous = self.replacements.get(key)
+        if previous is not None and previous[1] != args:
+            raise NginxConfigError(
+                directive.path, directive.line,
+                '"%s" here is shared by sites that need different values (%s, %s)' % (directive.name, " ".join(previous[1]), " ".join(args)),
+                "move it out of the shared file into each server block",
+            )
+        self.replacements[key] = (directive, args)
+        self.note(site, "set %s %s (was %s)" % (directive.name, " ".join(args), " ".join(directive.args)))
+
+    def add_lines(self, site: Site, additions: list) -> None:
+        server = site.directive
+        config_file = self.config.files[server.path]
+        offset, indent = _insertion_point(config_file, server)
+        lines = self.insertions.setdefault((server.path, offset), {})
+        for name, args in additions:
+            line = "%s%s %s; %s%s" % (indent, name, " ".join(_quote(arg) for arg in args), MARKER, config_file.newline)
+            if lines.get(name, line) != line:
+                raise NginxConfigError(server.path, server.line, 'this server block is included several times with different "%s"' % name,
+                                       "include it once")
+            lines[name] = line
+            self.note(site, "add %s %s" % (name, " ".join(args)))
+
+    def note(self, site: Site | None, change: str, path: str | None = None, line: int | None = None) -> None:
+        self.notes.append((site, path or site.path, line or site.line, change))
+
+    def present_ops(self) -> None:
+        """Turn replacements and insertions into text operations, with the markers."""
+        replaced_lines = {}
+        for (path, dummy), (directive, args) in self.replacements.items():
+            view = self.view(path)
+            self.ops.setdefault(path, []).append(
+                (directive.arg_spans[0][0], directive.arg_spans[-1][1], " ".join(_quote(arg) for arg in args)))
+            replaced_lines.setdefault(path, set()).add(view.file.line_of(directive.end - 1))
+        for path, lines in replaced_lines.items():
+            view = self.view(path)
+            text = view.text
+            for line in sorted(lines):
+                if view.has_marker(line):
+                    # Changed before (or added by us): the marker already holds the original.
+                    continue
+                # One marker per managed directive ending on this line, in order, so that absent
+                # can match them up even where several share a line.
+                markers = []
+                for directive in view.managed_on_line(line):
+                    original = text[directive.arg_spans[0][0]:directive.arg_spans[-1][1]] if directive.arg_spans else ""
+                    if "\n" in original or not original:
+                        raise NginxConfigError(path, directive.line, 'the value of "%s" cannot be recorded on one line' % directive.name,
+                                               "put the directive and its value on one line")
+                    markers.append(_WAS_SUFFIX + original)
+                end = _line_end(text, view.file.line_start(line))
+                self.ops[path].append((end, end, "".join(markers)))
+        for (path, offset), lines in self.insertions.items():
+            self.ops.setdefault(path, []).append((offset, offset, "".join(lines.values())))
+
+    # absent
+
+    def absent(self, path: str, sites_at: dict) -> None:
+        view = self.view(path)
+        text = view.text
+        config_file = view.file
+        ops = []
+        for start, end in config_file.comments:
+            line = config_file.line_of(start)
+            if _is_added(text, start, end):
+                line_start = config_file.line_start(line)
+                newline = text.find("\n", end)
+                ops.append((line_start, len(text) if newline < 0 else newline + 1, ""))
+                for directive in view.by_start_line.get(line, []):
+                    self._note_at(sites_at, directive, "remove %s %s" % (directive.name, " ".join(directive.args)))
+                continue
+            marker = text.find(_WAS_SUFFIX, max(start - 1, 0), end)
+            if marker < 0:
+                continue
+            originals = text[marker:end].split(_WAS_SUFFIX)[1:]
+            directives = view.managed_on_line(line)
+            if len(directives) != len(originals):
+                raise NginxConfigError(path, line, "the ocsp.stapling markers on this line do not match its directives",
+                                       "restore the line by hand and remove the markers")
+            for directive, original in zip(directives, originals):
+                self.restorations[(path, directive.start)] = _args_of(path, line, original)
+                ops.append((directive.arg_spans[0][0], directive.arg_spans[-1][1], original))
+                self._note_at(sites_at, directive, "restore %s %s" % (directive.name, original))
+            ops.append((marker, end, ""))
+        if ops:
+            self.ops[path] = ops
+
+    def _note_at(self, sites_at: dict, directive: Directive, change: str) -> None:
+        sites = sites_at.get((directive.path, directive.start))
+        if not sites:
+            self.note(None, change, directive.path, directive.line)
+        for site in sites or ():
+            self.note(site, change)
+
+    # result
+
+    def texts(self) -> dict:
+        edits = {}
+        for path, ops in self.ops.items():
+            old = self.config.files[path].text
+            new = _splice(old, ops)
+            if new != old:
+                self.check(path, old, new)
+                edits[path] = new
+        return edits
+
+    def check(self, path: str, old: str, new: str) -> None:
+        """Re-read the edited text and prove that it holds the same directives as before apart
+        from the intended changes: a layout this module did not foresee fails here, not in nginx."""
+        try:
+            new_kept, new_added = _signature(path, new)
+        except NginxConfigError as exc:
+            raise NginxConfigError(path, exc.line, "the edited file would not parse (%s)" % exc.message, "edit this file by hand")
+        old_kept, old_added = _signature(path, old)
+        expected = []
+        for start, entry in old_kept:
+            args = self.restorations.get((path, start))
+            if args is None and (path, start) in self.replacements:
+                args = self.replacements[(path, start)][1]
+            expected.append(entry if args is None else entry[:2] + (tuple(args),) + entry[3:])
+        if self.state == "absent":
+            added = 0
+        else:
+            added = old_added + sum(len(lines) for (where, dummy), lines in self.insertions.items() if where == path)
+        if [entry for start, entry in new_kept] != expected or new_added != added:
+            raise NginxConfigError(path, None, "the edit would change more than the OCSP stapling directives", "edit this file by hand")
+
+
+def _insertion_point(config_file: ConfigFile, server: Directive) -> tuple:
+    """Where new lines go in a server block, and their indentation: after the last `ssl_*`
+    directive, else the last `listen` / `server_name`, else any, whose line holds nothing else
+    (but a comment) and is not the line of the closing brace."""
+    text = config_file.text
+    close = server.block_close
+
+    def next_line(offset: int) -> int | None:
+        newline = text.find("\n", offset)
+        if newline < 0 or newline >= close:
+            return None
+        tail = text[offset:newline].strip(" \t\r")
+        return newline + 1 if not tail or tail.startswith("#") else None
+
+    children = server.block
+    groups = (
+        [child for child in children if child.name.startswith("ssl_")],
+        [child for child in children if child.name in ("listen", "server_name")],
+        children,
+    )
+    for group in groups:
+        for child in reversed(group):
+            offset = next_line(child.end)
+            if offset is not None:
+                return offset, _indent(text, child.start)
+    offset = next_line(server.args_end + 1)
+    if offset is None:
+        raise NginxConfigError(server.path, server.line, "this server block has no line that new directives can follow",
+                               "put its directives on separate lines")
+    for child in children:
+        if _indent(text, child.start) == text[text.rfind("\n", 0, child.start) + 1:child.start]:
+            return offset, _indent(text, child.start)
+    unit = "\t" if _indent(text, server.start).startswith("\t") else "    "
+    return offset, _indent(text, server.start) + unit
+
+
+def _splice(text: str, ops: list) -> str:
+    pieces = []
+    pos = 0
+    for start, end, new in sorted(ops, key=lambda op: (op[0], op[1])):
+        if start < pos:
+            raise ValueError("overlapping edits at offset %d" % start)
+        pieces.append(text[pos:start])
+        pieces.append(new)
+        pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def _signature(path: str, text: str) -> tuple:
+    """Every directive (depth, name, args, Lua body) in order, keyed by start offset, apart from
+    those on lines this module added, which come as a count."""
+    directives, comments = _parse(path, text)
+    starts = _line_starts(text)
+    added = set(bisect.bisect_right(starts, start) for start, end in comments if _is_added(text, start, end))
+    kept = []
+    count = 0
+    for directive, depth in _walk(directives):
+        if bisect.bisect_right(starts, directive.start) in added:
+            count += 1
+        else:
+            kept.append((directive.start, (depth, directive.name, tuple(directive.args), directive.raw_body)))
+    return kept, count
+
+
+def _args_of(path: str, line: int, raw: str) -> list:
+    """The arguments a marker records, as nginx would read them."""
+    try:
+        directives = _parse(path, "x " + raw + ";")[0]
+    except NginxConfigError:
+        directives = []
+    if len(directives) != 1:
+        raise NginxConfigError(path, line, "the ocsp.stapling marker on this line is damaged", "restore the line by hand and remove the marker")
+    return directives[0].args
+
+
+def _sites_at(config: NginxConfig) -> dict:
+    """(path, directive start) -> the sites whose server block holds that directive."""
+    found = {}
+    for site in config.sites():
+        for directive, dummy in _walk(list(_effective(site.directive.block))):
+            found.setdefault((directive.path, directive.start), []).append(site)
+    return found
+
+
+def _plan(config: NginxConfig, chains: dict, resolver: list | None, include_default_servers: bool, state: str) -> _Plan:
+    plan = _Plan(config, state)
+    if state == "present":
+        for site, chain in _select(config, chains, include_default_servers):
+            plan.present(site, chain, resolver)
+        plan.present_ops()
+    elif state == "absent":
+        sites_at = _sites_at(config)
+        for path in config.files:
+            plan.absent(path, sites_at)
+    else:
+        raise ValueError("state must be present or absent, got %r" % (state,))
+    return plan
+
+
+def stapling_edits(config: NginxConfig, chains: dict, *, resolver: list | None = None, include_default_servers: bool = True,
+                   state: str = "present") -> dict:
+    """{real path: new text} for every file whose text changes; empty when nothing is to do.
+
+    present: turn on stapling in every TLS site whose certificate is a key of ``chains``
+    (value: the chain file for ``ssl_trusted_certificate``), and in the default servers of
+    their sockets. absent: undo, in every loaded file, what present did (``chains`` and the
+    other options are not used).
+    """
+    return _plan(config, chains, resolver, include_default_servers, state).texts()
+
+
+def edit_summary(config: NginxConfig, chains: dict, *, resolver: list | None = None, include_default_servers: bool = True,
+                 state: str = "present") -> list:
+    """What :func:`stapling_edits` would change, per site, for people:
+    [{path, line, index, server_names, changes: ["add ssl_stapling on", ...]}]."""
+    plan = _plan(config, chains, resolver, include_default_servers, state)
+    entries = []
+    by_key = {}
+    for site, path, line, change in plan.notes:
+        key = site if site is not None else (path, line)
+        if key not in by_key:
+            by_key[key] = {
+                "path": path,
+                "line": line,
+                "index": None if site is None else site.index,
+                "server_names": [] if site is None else list(site.server_names),
+                "changes": [],
+            }
+            entries.append(by_key[key])
+        if change not in by_key[key]["changes"]:
+            by_key[key]["changes"].append(change)
+    return entries
