@@ -895,7 +895,18 @@ def _insertion_point(config_file: ConfigFile, server: Directive) -> tuple:
         tail = text[offset:newline].strip(" \t\r")
         return newline + 1 if not tail or tail.startswith("#") else None
 
+    def starts_line(directive: Directive) -> bool:
+        return not text[text.rfind("\n", 0, directive.start) + 1:directive.start].strip(" \t")
+
     children = server.block
+    # The indentation of the block's own lines; a child sharing the line of `server {` has none.
+    indent = None
+    for child in children:
+        if starts_line(child):
+            indent = _indent(text, child.start)
+            break
+    if indent is None:
+        indent = _indent(text, server.start) + ("\t" if _indent(text, server.start).startswith("\t") else "    ")
     groups = (
         [child for child in children if child.name.startswith("ssl_")],
         [child for child in children if child.name in ("listen", "server_name")],
@@ -905,16 +916,12 @@ def _insertion_point(config_file: ConfigFile, server: Directive) -> tuple:
         for child in reversed(group):
             offset = next_line(child.end)
             if offset is not None:
-                return offset, _indent(text, child.start)
+                return offset, _indent(text, child.start) if starts_line(child) else indent
     offset = next_line(server.args_end + 1)
     if offset is None:
         raise NginxConfigError(server.path, server.line, "this server block has no line that new directives can follow",
                                "put its directives on separate lines")
-    for child in children:
-        if _indent(text, child.start) == text[text.rfind("\n", 0, child.start) + 1:child.start]:
-            return offset, _indent(text, child.start)
-    unit = "\t" if _indent(text, server.start).startswith("\t") else "    "
-    return offset, _indent(text, server.start) + unit
+    return offset, indent
 
 
 def _splice(text: str, ops: list) -> str:
