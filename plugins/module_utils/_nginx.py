@@ -337,8 +337,7 @@ def _effective(directives):
     """Directives as nginx sees them in one context: includes replaced by what they include."""
     for directive in directives:
         if directive.name == "include" and directive.block is None:
-            for child in _effective(directive.included):
-                yield child
+            yield from _effective(directive.included)
         else:
             yield directive
 
@@ -619,16 +618,16 @@ def _walk(directives, depth: int = 0):
     for directive in directives:
         yield directive, depth
         if directive.block:
-            for item in _walk(directive.block, depth + 1):
-                yield item
+            yield from _walk(directive.block, depth + 1)
 
 
 def _same(prefix: str, name: str, current: list, wanted: list) -> bool:
+    """Whether a managed directive already says what is wanted (`resolver` is never compared:
+    it is only added where none is in scope)."""
     if name in _FLAGS:
+        # nginx reads flags case-insensitively: `ssl_stapling ON;` is on.
         return [arg.lower() for arg in current] == wanted
-    if name == "ssl_trusted_certificate":
-        return len(current) == 1 and _resolve(prefix, current[0]) == _resolve(prefix, wanted[0])
-    return current == wanted
+    return len(current) == 1 and _resolve(prefix, current[0]) == _resolve(prefix, wanted[0])
 
 
 def _http_of(directive: Directive) -> Directive | None:
@@ -746,6 +745,7 @@ class _Plan:
                     self.set_args(site, current, args)
             elif not (name in http_scope and _same(prefix, name, http_scope[name][-1].args, args)):
                 additions.append((name, args))
+                self.note(site, "add %s %s" % (name, " ".join(args)))
         if additions:
             self.add_lines(site, additions)
 
@@ -768,13 +768,9 @@ class _Plan:
         config_file = self.config.files[server.path]
         offset, indent = _insertion_point(config_file, server)
         lines = self.insertions.setdefault((server.path, offset), {})
+        # A server block of a file included twice is met once per copy, with the same lines.
         for name, args in additions:
-            line = "%s%s %s; %s%s" % (indent, name, " ".join(_quote(arg) for arg in args), MARKER, config_file.newline)
-            if lines.get(name, line) != line:
-                raise NginxConfigError(server.path, server.line, 'this server block is included several times with different "%s"' % name,
-                                       "include it once")
-            lines[name] = line
-            self.note(site, "add %s %s" % (name, " ".join(args)))
+            lines[name] = "%s%s %s; %s%s" % (indent, name, " ".join(_quote(arg) for arg in args), MARKER, config_file.newline)
 
     def note(self, site: Site | None, change: str, path: str | None = None, line: int | None = None) -> None:
         self.notes.append((site, path or site.path, line or site.line, change))
@@ -927,9 +923,9 @@ def _insertion_point(config_file: ConfigFile, server: Directive) -> tuple:
 def _splice(text: str, ops: list) -> str:
     pieces = []
     pos = 0
+    # Edits never overlap: replacements are inside a line, markers at its end, new lines at the
+    # start of the next one (and `check` would catch a mistake).
     for start, end, new in sorted(ops, key=lambda op: (op[0], op[1])):
-        if start < pos:
-            raise ValueError("overlapping edits at offset %d" % start)
         pieces.append(text[pos:start])
         pieces.append(new)
         pos = end
