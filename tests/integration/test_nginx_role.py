@@ -109,11 +109,11 @@ def test_4_failed_server_test_restores_every_byte_and_nginx_keeps_serving(host):
 
 
 def test_5_state_absent_returns_the_original_bytes(host):
-    run = play(host, "-e", "ocsp_stapling_nginx_state=absent")
+    run = play(host, "-e", "nginx_stapling_state=absent")
     assert run.returncode == 0, run.stdout + run.stderr
     assert snapshot(host["folder"]) == host["original"]
     assert not any((host["root"] / "chains").iterdir())
-    run = play(host, "-e", "ocsp_stapling_nginx_state=absent")
+    run = play(host, "-e", "nginx_stapling_state=absent")
     assert recap(run.stdout)["changed"] == 0
 
 
@@ -121,6 +121,6 @@ def test_6_old_nginx_is_refused_with_both_versions(host, tmp_path):
     fake = tmp_path / "nginx"
     fake.write_text("#!/bin/sh\necho 'nginx version: nginx/1.2.9' >&2\n")
     fake.chmod(0o755)
-    run = play(host, "-e", "ocsp_stapling_nginx_binary=%s" % fake)
+    run = play(host, "-e", "nginx_stapling_binary=%s" % fake)
     assert run.returncode != 0
     assert "nginx 1.2.9 on web1 cannot staple OCSP responses: version 1.3.7 or later is needed" in run.stdout
