@@ -108,6 +108,18 @@ def test_4_failed_server_test_restores_every_byte_and_nginx_keeps_serving(host):
     (folder / "conf.d" / "broken.conf").unlink()
 
 
+def test_4b_unparsable_file_fails_before_any_edit_naming_file_and_line(host):
+    folder = host["folder"]
+    (folder / "conf.d" / "unbalanced.conf").write_text("# a half-finished edit\nmap $host $x {\n    default 1;\n")
+    before = snapshot(folder)
+    run = play(host)
+    assert run.returncode != 0
+    assert "%s:2: " % (folder / "conf.d" / "unbalanced.conf") in run.stdout
+    assert snapshot(folder) == before
+    assert host["server"].running()
+    (folder / "conf.d" / "unbalanced.conf").unlink()
+
+
 def test_5_state_absent_returns_the_original_bytes(host):
     run = play(host, "-e", "nginx_stapling_state=absent")
     assert run.returncode == 0, run.stdout + run.stderr
