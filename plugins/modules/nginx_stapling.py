@@ -144,7 +144,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError, edit_summary, stapling_edits
+from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError, plan_stapling
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError, read_text, text_bytes
 
 
@@ -196,8 +196,7 @@ def main() -> None:
     try:
         with HostLock(lock_path):
             config = NginxConfig.load(params["conf_path"], reader=read_text)
-            edits = stapling_edits(config, params["chains"], **options)
-            summary = edit_summary(config, params["chains"], **options) if edits else []
+            edits, summary = plan_stapling(config, params["chains"], **options)
             result = dict(
                 changed=bool(edits),
                 files=sorted(edits),
