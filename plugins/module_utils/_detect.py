@@ -61,3 +61,52 @@ def parse_nginx_build(output: str) -> dict:
         "prefix": prefix.group(1) if prefix else None,
         "ssl_module": "--with-http_ssl_module" in arguments or "built with OpenSSL" in output,
     }
+
+
+# Debian and SUSE name the binary apache2, the RHEL family httpd.
+APACHE_BINARIES = ("apache2", "httpd")
+APACHE_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/apache2/bin", "/opt/apache2/bin")
+
+
+def parse_apache_version(output: str) -> str:
+    """The version from `apache2 -v` / `httpd -v`: 'Server version: Apache/2.4.62 (Debian)'."""
+    found = re.search(r"Server version:\s*Apache/(\d+(?:\.\d+)+)", output)
+    if not found:
+        raise DetectError("cannot find a version in the output of apache2 -v / httpd -v: %r" % output.strip()[:200])
+    return found.group(1)
+
+
+def parse_apache_build(output: str) -> dict:
+    """ServerRoot and main configuration file from `-V` ('-D HTTPD_ROOT=...', '-D SERVER_CONFIG_FILE=...')."""
+    root = re.search(r'-D HTTPD_ROOT="([^"]*)"', output)
+    conf = re.search(r'-D SERVER_CONFIG_FILE="([^"]*)"', output)
+    server_root = root.group(1) if root else None
+    conf_path = conf.group(1) if conf else None
+    if conf_path and server_root and not conf_path.startswith("/"):
+        conf_path = server_root.rstrip("/") + "/" + conf_path
+    return {"server_root": server_root, "conf_path": conf_path}
+
+
+def parse_apache_modules(output: str) -> set:
+    """Loaded module names from `apachectl -M` (' ssl_module (shared)')."""
+    return set(re.findall(r"^\s*(\w+_module)\s+\((?:static|shared)\)", output, re.MULTILINE))
+
+
+def parse_envvars(text: str, confdir: str = "/etc/apache2") -> dict:
+    """The variables Debian's /etc/apache2/envvars exports, for ${VAR} in the configuration.
+
+    The file is shell; only its plain `export NAME=value` lines matter for paths, with $SUFFIX
+    worked out as the file itself does (a second instance /etc/apache2-foo gets '-foo').
+    """
+    suffix = ""
+    if confdir.startswith("/etc/apache2-"):
+        suffix = "-" + confdir[len("/etc/apache2-"):]
+    values = {}
+    for line in text.splitlines():
+        found = re.match(r"\s*export\s+([A-Za-z_]\w*)=(.*)$", line)
+        if not found:
+            continue
+        value = found.group(2).strip().strip("'\"")
+        value = re.sub(r"\$\{?SUFFIX\}?", suffix, value)
+        values[found.group(1)] = re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda match: values.get(match.group(1), ""), value)
+    return values

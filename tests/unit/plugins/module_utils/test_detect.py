@@ -7,6 +7,10 @@ import pytest
 from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
     DetectError,
     meets_minimum,
+    parse_apache_build,
+    parse_apache_modules,
+    parse_apache_version,
+    parse_envvars,
     parse_nginx_build,
     parse_nginx_version,
     version_tuple,
@@ -58,3 +62,56 @@ def test_version_tuple_rejects_text():
     assert version_tuple("2.4.62-1~deb12u2") == (2, 4, 62)
     with pytest.raises(DetectError):
         version_tuple("unknown")
+
+
+DEBIAN_APACHE_V = """Server version: Apache/2.4.71 (Debian)
+Server built:   2026-11-12T08:58:41
+Server compiled with....
+ -D HTTPD_ROOT="/etc/apache2"
+ -D SUEXEC_BIN="/usr/lib/apache2/suexec"
+ -D DEFAULT_PIDLOG="/run/apache2.pid"
+ -D SERVER_CONFIG_FILE="apache2.conf"
+"""
+
+DEBIAN_ENVVARS = """unset HOME
+if [ "${APACHE_CONFDIR##/etc/apache2-}" != "${APACHE_CONFDIR}" ] ; then
+	SUFFIX="-${APACHE_CONFDIR##/etc/apache2-}"
+else
+	SUFFIX=
+fi
+export APACHE_RUN_USER=www-data
+export APACHE_PID_FILE=/var/run/apache2$SUFFIX/apache2.pid
+export APACHE_RUN_DIR=/var/run/apache2$SUFFIX
+export APACHE_LOG_DIR=/var/log/apache2$SUFFIX
+export LANG=C
+export LANG
+"""
+
+
+@pytest.mark.parametrize("output, version", [
+    ("Server version: Apache/2.4.71 (Debian)\nServer built: x\n", "2.4.71"),
+    ("Server version: Apache/2.4.37 (Red Hat Enterprise Linux)\n", "2.4.37"),
+    ("Server version: Apache/2.2.34 (Unix)\n", "2.2.34"),
+])
+def test_apache_version(output, version):
+    assert parse_apache_version(output) == version
+
+
+def test_apache_version_unreadable_output_is_quoted():
+    with pytest.raises(DetectError, match="apache2 -v / httpd -v: 'Segmentation fault'"):
+        parse_apache_version("Segmentation fault")
+
+
+def test_apache_build_and_modules():
+    assert parse_apache_build(DEBIAN_APACHE_V) == {"server_root": "/etc/apache2", "conf_path": "/etc/apache2/apache2.conf"}
+    assert parse_apache_build('-D HTTPD_ROOT="/etc/httpd"\n -D SERVER_CONFIG_FILE="conf/httpd.conf"\n')["conf_path"] == "/etc/httpd/conf/httpd.conf"
+    modules = parse_apache_modules("Loaded Modules:\n core_module (static)\n ssl_module (shared)\n socache_shmcb_module (shared)\n")
+    assert modules == {"core_module", "ssl_module", "socache_shmcb_module"}
+
+
+@pytest.mark.parametrize("confdir, run_dir", [("/etc/apache2", "/var/run/apache2"), ("/etc/apache2-second", "/var/run/apache2-second")])
+def test_debian_envvars(confdir, run_dir):
+    values = parse_envvars(DEBIAN_ENVVARS, confdir)
+    assert values["APACHE_RUN_DIR"] == run_dir
+    assert values["APACHE_PID_FILE"] == run_dir + "/apache2.pid"
+    assert values["APACHE_RUN_USER"] == "www-data" and "LANG" in values
