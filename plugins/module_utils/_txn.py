@@ -85,21 +85,39 @@ def atomic_write(path: str, data: bytes) -> None:
 
 
 class FileTransaction:
-    """Files replaced so far, with their original bytes, so that all of them can be put back."""
+    """Files replaced, created, linked or removed so far, with what was there before, so that all of
+    it can be put back."""
 
     def __init__(self, writer=atomic_write, backup_dir: str | None = None) -> None:
         self._writer = writer
         self._backup_dir = backup_dir
-        self.originals = {}  # real path -> original bytes, in the order first touched
+        self.originals = {}  # real path -> original bytes, or None where nothing was; in the order first touched
 
-    def write(self, path: str, data: bytes) -> None:
-        path = os.path.realpath(path)  # a symlinked site is edited at its target; the link stays
-        if path not in self.originals:
+    def _remember(self, path: str) -> None:
+        if path in self.originals:
+            return
+        if os.path.lexists(path):
             with open(path, "rb") as stream:
                 self.originals[path] = stream.read()
             if self._backup_dir:
                 self._save_backup(path, self.originals[path])
+        else:
+            self.originals[path] = None
+
+    def write(self, path: str, data: bytes) -> None:
+        path = os.path.realpath(path)  # a symlinked site is edited at its target; the link stays
+        self._remember(path)
         self._writer(path, data)
+
+    def remove(self, path: str) -> None:
+        path = os.path.realpath(path)
+        self._remember(path)
+        os.unlink(path)
+
+    def link(self, path: str, target: str) -> None:
+        """Create the symlink ``path`` -> ``target`` (as a2enmod / a2enconf do); nothing must be there."""
+        self.originals.setdefault(path, None)
+        os.symlink(target, path)
 
     def _save_backup(self, path: str, data: bytes) -> None:
         # Outside the server's config tree on purpose: a backup beside the file would be loaded by
@@ -110,11 +128,15 @@ class FileTransaction:
             stream.write(data)
 
     def rollback(self) -> list:
-        """Put every touched file back as it was; return the paths restored."""
+        """Put every touched path back as it was; return the paths restored."""
         failures = []
         for path, data in reversed(list(self.originals.items())):
             try:
-                self._writer(path, data)
+                if data is None:
+                    if os.path.lexists(path):
+                        os.unlink(path)
+                else:
+                    self._writer(path, data)
             except OSError as exc:
                 failures.append("%s (%s)" % (path, exc.strerror or exc))
         if failures:

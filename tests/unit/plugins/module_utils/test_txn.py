@@ -77,3 +77,20 @@ def test_rollback_failure_names_the_file(tmp_path):
     transaction.write(str(path), b"b")
     with pytest.raises(TransactionError, match="could not restore .*x.conf \\(Permission denied\\)"):
         transaction.rollback()
+
+
+def test_rollback_removes_created_files_and_links_and_brings_back_removed_ones(tmp_path):
+    available = tmp_path / "conf-available"
+    enabled = tmp_path / "conf-enabled"
+    available.mkdir()
+    enabled.mkdir()
+    old = tmp_path / "old.conf"
+    old.write_bytes(b"keep me\n")
+    transaction = FileTransaction()
+    transaction.write(str(available / "ocsp-stapling.conf"), b"SSLStaplingCache shmcb:/run/x(128000)\n")
+    transaction.link(str(enabled / "ocsp-stapling.conf"), "../conf-available/ocsp-stapling.conf")
+    transaction.remove(str(old))
+    assert (enabled / "ocsp-stapling.conf").read_bytes().startswith(b"SSLStaplingCache") and not old.exists()
+    transaction.rollback()
+    assert sorted(os.listdir(available)) == [] and sorted(os.listdir(enabled)) == []
+    assert old.read_bytes() == b"keep me\n"
