@@ -84,6 +84,13 @@ def atomic_write(path: str, data: bytes) -> None:
         raise
 
 
+class _Symlink:
+    """What was at a path that was a symlink, to put the link back (not a copy of its target)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+
 class FileTransaction:
     """Files replaced, created, linked or removed so far, with what was there before, so that all of
     it can be put back."""
@@ -119,6 +126,11 @@ class FileTransaction:
         self.originals.setdefault(path, None)
         os.symlink(target, path)
 
+    def unlink(self, path: str) -> None:
+        """Remove the symlink ``path`` itself (as a2disconf does), never its target."""
+        self.originals.setdefault(path, _Symlink(os.readlink(path)))
+        os.unlink(path)
+
     def _save_backup(self, path: str, data: bytes) -> None:
         # Outside the server's config tree on purpose: a backup beside the file would be loaded by
         # an include glob and break the server.
@@ -132,9 +144,11 @@ class FileTransaction:
         failures = []
         for path, data in reversed(list(self.originals.items())):
             try:
-                if data is None:
+                if data is None or isinstance(data, _Symlink):
                     if os.path.lexists(path):
                         os.unlink(path)
+                    if isinstance(data, _Symlink):
+                        os.symlink(data.target, path)
                 else:
                     self._writer(path, data)
             except OSError as exc:

@@ -90,7 +90,10 @@ def test_rollback_removes_created_files_and_links_and_brings_back_removed_ones(t
     transaction.write(str(available / "ocsp-stapling.conf"), b"SSLStaplingCache shmcb:/run/x(128000)\n")
     transaction.link(str(enabled / "ocsp-stapling.conf"), "../conf-available/ocsp-stapling.conf")
     transaction.remove(str(old))
+    (enabled / "old.conf").symlink_to("../old.conf")
+    transaction.unlink(str(enabled / "old.conf"))
     assert (enabled / "ocsp-stapling.conf").read_bytes().startswith(b"SSLStaplingCache") and not old.exists()
     transaction.rollback()
-    assert sorted(os.listdir(available)) == [] and sorted(os.listdir(enabled)) == []
+    assert sorted(os.listdir(available)) == [] and sorted(os.listdir(enabled)) == ["old.conf"]
+    assert os.readlink(enabled / "old.conf") == "../old.conf"
     assert old.read_bytes() == b"keep me\n"
