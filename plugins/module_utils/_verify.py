@@ -294,12 +294,12 @@ def site_targets(sites: list, address: str, certificates=None) -> list:
         if wanted is not None and not wanted.intersection(site.get("ssl_certificate") or []):
             continue
         names = [name for name in site.get("server_names") or [] if name and name != "_" and "*" not in name and not name.startswith("~")]
-        for listen in site.get("listens") or []:
-            if not listen.get("ssl") or listen.get("port") is None:
-                continue
-            key = (listen["port"], names[0] if names else None)
+        # nginx sites list their sockets, Apache sites (all TLS) their ports.
+        ports = [listen["port"] for listen in site.get("listens") or [] if listen.get("ssl") and listen.get("port") is not None]
+        for port in ports or site.get("ports") or []:
+            key = (port, names[0] if names else None)
             if key in seen:
                 continue
             seen.add(key)
-            targets.append({"host": address, "port": listen["port"], "server_name": names[0] if names else address})
+            targets.append({"host": address, "port": port, "server_name": names[0] if names else address})
     return targets

@@ -22,6 +22,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
     failure_message,
     format_table,
     parse_targets,
+    site_targets,
     summarise,
     targets_for,
 )
@@ -179,3 +180,16 @@ def test_ask_responder_reports_what_the_responder_says(pki, status, expected):
 def test_ask_responder_failures(pki, error, expected):
     verdict = ask_responder(pki.leaf("site.test").cert, pki.intermediate_cert, Policy(fetch=fetcher(error)))
     assert expected in verdict["reason"] and verdict["cert_status"] is None
+
+
+def test_site_targets_from_nginx_and_apache_sites():
+    nginx = {"server_names": ["*.example.com", "www.example.com"], "ssl_certificate": ["/c/www.pem"],
+             "listens": [{"port": 443, "ssl": True}, {"port": 80, "ssl": False}, {"port": 443, "ssl": True}]}
+    apache = {"server_names": ["shop.example.com"], "ssl_certificate": ["/c/shop.pem"], "ports": [8443]}
+    nameless = {"server_names": ["_"], "ssl_certificate": ["/c/other.pem"], "ports": [443]}
+    assert site_targets([nginx, apache, nameless], "192.0.2.1") == [
+        {"host": "192.0.2.1", "port": 443, "server_name": "www.example.com"},
+        {"host": "192.0.2.1", "port": 8443, "server_name": "shop.example.com"},
+        {"host": "192.0.2.1", "port": 443, "server_name": "192.0.2.1"},
+    ]
+    assert site_targets([nginx, apache], "192.0.2.1", ["/c/shop.pem"]) == [{"host": "192.0.2.1", "port": 8443, "server_name": "shop.example.com"}]
