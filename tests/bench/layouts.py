@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import Bench
-from .servers import NginxServer, Site
+from .servers import ApacheServer, NginxServer, Site
 
 MAIN = """# Debian-shaped main configuration, rewritten for the bench's sandbox.
 user nobody nogroup;
@@ -87,6 +87,17 @@ SHOP_SITE = (
 )
 
 
+def site_leaves(bench: Bench) -> tuple:
+    """good.test, shop.test (+ www) and nourl.test (no OCSP URL), issued once per bench, so that an
+    nginx and an Apache on the same bench serve the same certificates."""
+    issued = {leaf.name for leaf in bench.pki.leaves}
+    if "good.test" not in issued:
+        bench.issue("good.test")
+        bench.issue("shop.test", sans=["www.shop.test"])
+        bench.issue("nourl.test", ocsp_url=None)
+    return bench.pki.leaf("good.test"), bench.pki.leaf("shop.test"), bench.pki.leaf("nourl.test")
+
+
 @dataclass
 class NginxHost:
     """A running bench nginx with a Debian-shaped tree, and the role variables that point at it."""
@@ -97,10 +108,8 @@ class NginxHost:
 
 
 def debian_nginx(bench: Bench, root: Path, workers: int = 2) -> NginxHost:
-    """Issue good.test, shop.test (+www) and nourl.test, lay them out Debian-style and start nginx."""
-    good = bench.issue("good.test")
-    shop = bench.issue("shop.test", sans=["www.shop.test"])
-    nourl = bench.issue("nourl.test", ocsp_url=None)
+    """Lay good.test, shop.test (+www) and nourl.test out Debian-style and start nginx."""
+    good, shop, nourl = site_leaves(bench)
     server = bench.nginx([Site("good.test", good, stapling=False, default=True)], workers=workers)
     folder = server.folder
     for sub in ("conf.d", "sites-available", "sites-enabled"):
@@ -136,3 +145,139 @@ def write_inventory(path: Path, hosts: dict) -> Path:
     """An inventory in JSON (which is YAML): {host name: variables}."""
     path.write_text(json.dumps({"all": {"hosts": hosts}}, indent=2))
     return path
+
+
+APACHE_MAIN = """# Debian-shaped apache2.conf, rewritten for the bench's sandbox.
+# Debian takes these from /etc/apache2/envvars; the bench defines them here.
+Define BENCH_RUN {folder}/run
+ServerRoot "{folder}"
+ServerName 127.0.0.1
+PidFile ${{BENCH_RUN}}/apache2.pid
+DefaultRuntimeDir ${{BENCH_RUN}}
+Mutex file:${{BENCH_RUN}} default
+ErrorLog "{folder}/logs/error.log"
+LogLevel info
+User nobody
+Group nogroup
+Timeout 300
+KeepAlive On
+
+# Include module configuration:
+IncludeOptional mods-enabled/*.load
+IncludeOptional mods-enabled/*.conf
+
+# Include list of ports to listen on
+Include ports.conf
+
+<Directory />
+\tOptions FollowSymLinks
+\tAllowOverride None
+</Directory>
+
+# Include generic snippets of statements
+IncludeOptional conf-enabled/*.conf
+
+# Include the virtual host configurations:
+IncludeOptional sites-enabled/*.conf
+"""
+
+APACHE_PORTS = """<IfModule ssl_module>
+\tListen 127.0.0.1:{port}
+</IfModule>
+"""
+
+APACHE_DEFAULT_SSL = """<IfModule mod_ssl.c>
+\t<VirtualHost 127.0.0.1:{port}>
+\t\tServerAdmin webmaster@localhost
+\t\tServerName good.test
+
+\t\tDocumentRoot {folder}/htdocs
+\t\tRedirect 200 /
+\t\tErrorDocument 200 "good.test"
+
+\t\t#   SSL Engine Switch:
+\t\t#   Enable/Disable SSL for this virtual host.
+\t\tSSLEngine on
+
+\t\t#   A self-signed (snakeoil) certificate can be created by installing
+\t\t#   the ssl-cert package. See /usr/share/doc/apache2/README.Debian.gz
+\t\tSSLCertificateFile\t{good.fullchain_path}
+\t\tSSLCertificateKeyFile {good.key_path}
+\t</VirtualHost>
+</IfModule>
+
+# vim: syntax=apache ts=4 sw=4 sts=4 sr noet
+"""
+
+APACHE_SHOP = (
+    "<VirtualHost 127.0.0.1:{port}>\r\n"
+    "    ServerName shop.test\r\n"
+    "    ServerAlias www.shop.test\r\n"
+    "    Redirect 200 /\r\n"
+    "    ErrorDocument 200 \"shop.test\"\r\n"
+    "    sslengine On\r\n"
+    "    SSLCertificateFile \"{shop.fullchain_path}\"\r\n"
+    "    SSLCertificateKeyFile \\\r\n"
+    "        \"{shop.key_path}\"\r\n"
+    "    # turned off while debugging\r\n"
+    "    SSLUseStapling off\r\n"
+    "</VirtualHost>\r\n"
+    "\r\n"
+    "<VirtualHost 127.0.0.1:{port}>\r\n"
+    "    ServerName nourl.test\r\n"
+    "    Redirect 200 /\r\n"
+    "    SSLEngine on\r\n"
+    "    SSLCertificateFile {nourl.fullchain_path}\r\n"
+    "    SSLCertificateKeyFile {nourl.key_path}\r\n"
+    "</VirtualHost>\r\n"
+)
+
+
+@dataclass
+class ApacheHost:
+    """A running bench Apache with a Debian-shaped tree, and the role variables that point at it."""
+
+    server: ApacheServer
+    folder: Path
+    variables: dict = field(default_factory=dict)
+
+
+def debian_apache(bench: Bench, root: Path) -> ApacheHost:
+    """Apache laid out as Debian ships it: mods-, conf- and sites-available with -enabled symlinks.
+
+    socache_shmcb is available but not enabled, so the role has to enable it as a2enmod would;
+    good.test sits in an <IfModule mod_ssl.c> wrapper, shop.test (stapling off by hand, a continued
+    line, mixed-case directives) and nourl.test (no OCSP URL) share a CRLF file.
+    """
+    good, shop, nourl = site_leaves(bench)
+    server = bench.apache([Site("good.test", good, stapling=False, default=True)])
+    folder = server.folder
+    for sub in ("mods-available", "mods-enabled", "conf-available", "conf-enabled", "sites-available", "sites-enabled", "htdocs"):
+        (folder / sub).mkdir(exist_ok=True)
+    modules = {"mpm_event": "mod_mpm_event.so", "alias": "mod_alias.so", "socache_shmcb": "mod_socache_shmcb.so", "ssl": "mod_ssl.so"}
+    for name, library in modules.items():
+        (folder / "mods-available" / (name + ".load")).write_text("LoadModule %s_module /usr/lib/apache2/modules/%s\n" % (name, library))
+        if name != "socache_shmcb":
+            (folder / "mods-enabled" / (name + ".load")).symlink_to("../mods-available/%s.load" % name)
+    server.conf_path.write_text(APACHE_MAIN.format(folder=folder))
+    (folder / "ports.conf").write_text(APACHE_PORTS.format(port=server.port))
+    (folder / "sites-available" / "default-ssl.conf").write_text(APACHE_DEFAULT_SSL.format(port=server.port, folder=folder, good=good))
+    (folder / "sites-available" / "shop.conf").write_bytes(APACHE_SHOP.format(port=server.port, shop=shop, nourl=nourl).encode())
+    for name in ("default-ssl.conf", "shop.conf"):
+        (folder / "sites-enabled" / name).symlink_to("../sites-available/" + name)
+    server.start()
+    apache2 = ["apache2", "-d", str(folder), "-f", str(server.conf_path)]
+    return ApacheHost(server=server, folder=folder, variables={
+        "ansible_connection": "local",
+        "ansible_host": "127.0.0.1",
+        "ansible_python_interpreter": sys.executable,
+        "apache_stapling_conf": str(server.conf_path),
+        "apache_stapling_test_command": apache2 + ["-t"],
+        "apache_stapling_reload_command": apache2 + ["-k", "graceful"],
+        "apache_stapling_cache_spec": "shmcb:%s/run/ocsp-stapling(128000)" % folder,
+        "apache_stapling_ca_bundles": [str(bench.pki.root_cert_path)],
+        "apache_stapling_chain_dir": str(root / "chains"),
+        "apache_stapling_backup_dir": str(root / "backups"),
+        "apache_stapling_lock_path": str(root / "ocsp-stapling.lock"),
+        "apache_stapling_verify_retry_budget": 15,
+    })
