@@ -124,6 +124,7 @@ demo: setup ## Run the demo (python -m bench.demo)
 bench: setup bench-venv ## Run the benchmarks (benchmarks/*.py); figures go to BENCHMARKS.md by hand
 	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/verify_endpoints.py
 	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/nginx_edit.py
+	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/apache_edit.py
 
 # --- Cleaning ----------------------------------------------------------------------------------
 

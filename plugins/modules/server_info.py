@@ -8,15 +8,21 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: server_info
-short_description: Detect the web server of a host and list its TLS sites
+short_description: Detect the web servers of a host and list their TLS sites
 version_added: 0.1.0
 description:
-  - Finds nginx on the managed host, reads its version from C(nginx -v) and its configuration path
-    from C(nginx -V), and lists every TLS site (one C(server) block with an C(ssl) listen, or the old
-    C(ssl on)) with its file and line, server names, listen sockets, certificate paths, and the
-    stapling directives and resolver in effect. C(include) directives and their globs are followed.
-  - Says whether the version supports OCSP stapling (nginx 1.3.7 or later); it does not fail on an old
-    version, so that a play can report it; the P(ocsp.stapling.nginx#role) role refuses such hosts.
+  - Finds nginx and Apache httpd on the managed host (RV(found)) and describes one of them
+    (O(server)); its version from C(nginx -v) / C(apache2 -v) / C(httpd -v), its configuration from
+    C(-V), and every TLS site with its file and line, server names, listen sockets or addresses,
+    certificate paths, and the stapling directives in effect.
+  - "nginx: a site is a C(server) block with an C(ssl) listen (or the old C(ssl on)); C(include) globs are
+    followed; the resolver in scope is reported."
+  - "Apache: a site is a C(<VirtualHost>) with C(SSLEngine on); C(Include) / C(IncludeOptional) globs are
+    followed, C(Define) and C(${VAR}) are expanded (with Debian's C(envvars)), C(<IfModule>) is judged
+    against the loaded modules (C(-M)) and C(<IfDefine>) against the defines; whether the site verifies
+    client certificates is reported."
+  - Says whether the version supports OCSP stapling (nginx 1.3.7, Apache 2.3.3 or later); it does not
+    fail on an old version, so that a play can report it; the roles refuse such hosts.
   - Needs only Python's standard library and the server's own binary on the managed host.
 author:
   - ocsp.stapling maintainers (@ocsp-stapling)
@@ -30,13 +36,13 @@ attributes:
   platform:
     support: full
     platforms: posix
-    description: Linux and other POSIX hosts with nginx.
+    description: Linux and other POSIX hosts with nginx or Apache httpd.
 options:
   server:
     description:
-      - Which server to look for. V(auto) looks for nginx (Apache support is planned).
+      - Which server to describe. V(auto) describes the first found of nginx and Apache; RV(found) lists all.
     type: str
-    choices: [auto, nginx]
+    choices: [auto, nginx, apache]
     default: auto
   nginx_binary:
     description:
@@ -47,6 +53,21 @@ options:
     description:
       - Main configuration file. By default the C(--conf-path) that C(nginx -V) reports.
     type: path
+  apache_binary:
+    description:
+      - Path of the Apache binary. By default C(apache2), then C(httpd), on the PATH and in C(/usr/sbin),
+        C(/usr/local/sbin), C(/usr/local/apache2/bin) and C(/opt/apache2/bin).
+    type: path
+  apache_conf:
+    description: Main Apache configuration file. By default the C(SERVER_CONFIG_FILE) that C(-V) reports.
+    type: path
+  apache_server_root:
+    description: ServerRoot for relative paths. By default the C(HTTPD_ROOT) that C(-V) reports.
+    type: path
+  apache_env:
+    description: Extra variables for C(${VAR}) in the Apache configuration, on top of Debian's C(envvars).
+    type: dict
+    default: {}
   server_names:
     description:
       - List only the TLS sites with one of these server names, and every other site that serves the
@@ -73,6 +94,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+found:
+  description: Every supported server found on the host, in the order nginx, apache.
+  returned: always
+  type: list
+  elements: str
+  sample: [nginx, apache]
 server:
   description: The server found.
   returned: always
@@ -103,9 +130,32 @@ conf_path:
   type: str
   sample: /etc/nginx/nginx.conf
 ssl_module:
-  description: Whether the binary was built with TLS support.
+  description: Whether the server can serve TLS (nginx built with it; Apache with mod_ssl loaded).
   returned: always
   type: bool
+server_root:
+  description: Apache's ServerRoot.
+  returned: when RV(server) is apache
+  type: str
+  sample: /etc/apache2
+layout:
+  description: Apache's layout, V(debian) (conf-available, mods-available), V(rhel) (conf.d) or V(plain).
+  returned: when RV(server) is apache
+  type: str
+env:
+  description: The variables used for C(${VAR}) in the Apache configuration.
+  returned: when RV(server) is apache
+  type: dict
+modules:
+  description: Apache's loaded modules, or null when C(-M) could not tell.
+  returned: when RV(server) is apache
+  type: list
+  elements: str
+stapling_cache:
+  description: The C(SSLStaplingCache) values in effect at server scope.
+  returned: when RV(server) is apache
+  type: list
+  elements: str
 site_count:
   description: How many sites (server blocks) the configuration has, TLS or not.
   returned: always
@@ -130,7 +180,7 @@ sites:
       type: list
       elements: str
     listens:
-      description: Its listen sockets (C(address), C(port), C(ssl), C(default_server), C(raw)).
+      description: nginx - its listen sockets (C(address), C(port), C(ssl), C(default_server), C(raw)).
       type: list
       elements: dict
     ssl_certificate:
@@ -142,16 +192,36 @@ sites:
       type: list
       elements: str
     ssl_trusted_certificate:
-      description: The trusted certificate file in effect, if any.
+      description: nginx - the trusted certificate file in effect, if any.
       type: str
+    addresses:
+      description: Apache - the addresses of the C(<VirtualHost>), as written.
+      type: list
+      elements: str
+    ports:
+      description: Apache - the ports of those addresses.
+      type: list
+      elements: int
+    ssl_certificate_chain_file:
+      description: Apache - C(SSLCertificateChainFile), if any.
+      type: str
+    ssl_ca_certificate_file:
+      description: Apache - C(SSLCACertificateFile) in effect, if any.
+      type: str
+    verifies_clients:
+      description: Apache - whether the site verifies client certificates (then its CA set is never changed).
+      type: bool
+    ssl_use_stapling:
+      description: Apache - whether C(SSLUseStapling) is on for the site.
+      type: bool
     ssl_stapling:
-      description: Whether C(ssl_stapling) is on for the site (inherited values count).
+      description: nginx - whether C(ssl_stapling) is on for the site (inherited values count).
       type: bool
     ssl_stapling_verify:
-      description: Whether C(ssl_stapling_verify) is on for the site.
+      description: nginx - whether C(ssl_stapling_verify) is on for the site.
       type: bool
     resolver:
-      description: The resolver addresses in scope, or null.
+      description: nginx - the resolver addresses in scope, or null.
       type: list
       elements: str
     uses_variables:
@@ -159,13 +229,22 @@ sites:
       type: bool
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig, ApacheConfigError
 from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
+    APACHE_BINARIES,
+    APACHE_DIRS,
     MINIMUM_VERSIONS,
     NGINX_BINARIES,
     DetectError,
     meets_minimum,
+    parse_apache_build,
+    parse_apache_modules,
+    parse_apache_version,
+    parse_envvars,
     parse_nginx_build,
     parse_nginx_version,
 )
@@ -173,11 +252,26 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxC
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import read_text
 
 
-def find_nginx(module: AnsibleModule) -> str | None:
-    if module.params["nginx_binary"]:
-        return module.params["nginx_binary"]
-    found = module.get_bin_path("nginx", opt_dirs=sorted({path.rsplit("/", 1)[0] for path in NGINX_BINARIES}))
-    return found
+def find_binary(module: AnsibleModule, server: str) -> str | None:
+    given = module.params["%s_binary" % server]
+    if given:
+        return given
+    if server == "nginx":
+        return module.get_bin_path("nginx", opt_dirs=sorted({path.rsplit("/", 1)[0] for path in NGINX_BINARIES}))
+    for name in APACHE_BINARIES:
+        found = module.get_bin_path(name, opt_dirs=list(APACHE_DIRS))
+        if found:
+            return found
+    return None
+
+
+def named_sites(sites: list, names: list) -> list:
+    """The sites with one of ``names``, and every other site serving the same certificate."""
+    wanted = set(names)
+    if not wanted:
+        return sites
+    certificates = {path for site in sites if wanted.intersection(site["server_names"]) for path in site["ssl_certificate"]}
+    return [site for site in sites if certificates.intersection(site["ssl_certificate"])]
 
 
 def nginx_facts(module: AnsibleModule, binary: str) -> dict:
@@ -190,11 +284,6 @@ def nginx_facts(module: AnsibleModule, binary: str) -> dict:
     build = parse_nginx_build(err + out) if rc == 0 else parse_nginx_build("")
     conf_path = module.params["nginx_conf"] or build["conf_path"]
     config = NginxConfig.load(conf_path, reader=read_text)
-    sites = [site.as_dict() for site in config.tls_sites()]
-    wanted = set(module.params["server_names"])
-    if wanted:
-        certificates = {path for site in sites if wanted.intersection(site["server_names"]) for path in site["ssl_certificate"]}
-        sites = [site for site in sites if certificates.intersection(site["ssl_certificate"])]
     return {
         "server": "nginx",
         "version": version,
@@ -204,31 +293,86 @@ def nginx_facts(module: AnsibleModule, binary: str) -> dict:
         "conf_path": conf_path,
         "ssl_module": build["ssl_module"],
         "site_count": len(config.sites()),
-        "sites": sites,
+        "sites": named_sites([site.as_dict() for site in config.tls_sites()], module.params["server_names"]),
+    }
+
+
+def apache_facts(module: AnsibleModule, binary: str) -> dict:
+    rc, out, err = module.run_command([binary, "-v"])
+    if rc != 0:
+        module.fail_json(msg="%s -v failed (exit %d): %s" % (binary, rc, (err or out).strip()))
+    version = parse_apache_version(out + err)
+    build = parse_apache_build(module.run_command([binary, "-V"])[1])
+    conf_path = module.params["apache_conf"] or build["conf_path"]
+    if not conf_path:
+        module.fail_json(msg="%s -V names no configuration file; set apache_conf" % binary)
+    server_root = module.params["apache_server_root"] or build["server_root"] or os.path.dirname(conf_path)
+    # Debian's configuration uses ${APACHE_RUN_DIR} and friends, which apache2ctl takes from envvars.
+    env = {}
+    envvars = os.path.join(server_root, "envvars")
+    if os.path.isfile(envvars):
+        env.update(parse_envvars(read_text(envvars), server_root))
+    env.update(module.params["apache_env"])
+    rc, out, err = module.run_command([binary, "-d", server_root, "-f", conf_path, "-M"], environ_update=env)
+    # Without the list of loaded modules every <IfModule> counts as true, which errs towards listing sites.
+    modules = parse_apache_modules(out) if rc == 0 else None
+    config = ApacheConfig.load(conf_path, reader=read_text, server_root=server_root, env=env, modules=modules)
+    # A ServerRoot directive in the configuration wins over the compiled-in one, as in Apache itself;
+    # everything written later (the stapling cache file, the a2enconf-style links) goes under it.
+    server_root = config.server_root
+    if os.path.isdir(os.path.join(server_root, "conf-available")) and os.path.isdir(os.path.join(server_root, "mods-available")):
+        layout = "debian"
+    elif os.path.isdir(os.path.join(server_root, "conf.d")):
+        layout = "rhel"
+    else:
+        layout = "plain"
+    return {
+        "server": "apache",
+        "version": version,
+        "minimum_version": MINIMUM_VERSIONS["apache"],
+        "supported": meets_minimum("apache", version),
+        "binary": binary,
+        "conf_path": conf_path,
+        "server_root": server_root,
+        "layout": layout,
+        "env": env,
+        "modules": sorted(modules) if modules is not None else None,
+        "ssl_module": modules is None or "ssl_module" in modules,
+        "stapling_cache": [" ".join(directive.args) for directive in config.server_directives("SSLStaplingCache")],
+        "site_count": len(config.sites()),
+        "sites": named_sites([site.as_dict() for site in config.tls_sites()], module.params["server_names"]),
     }
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            server=dict(type="str", choices=["auto", "nginx"], default="auto"),
+            server=dict(type="str", choices=["auto", "nginx", "apache"], default="auto"),
             nginx_binary=dict(type="path"),
             nginx_conf=dict(type="path"),
+            apache_binary=dict(type="path"),
+            apache_conf=dict(type="path"),
+            apache_server_root=dict(type="path"),
+            apache_env=dict(type="dict", default={}),
             server_names=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
-    binary = find_nginx(module)
-    if not binary:
-        module.fail_json(msg="no supported web server found: nginx is not on the PATH nor in %s; set nginx_binary if it is elsewhere" % (
-            ", ".join(NGINX_BINARIES)))
+    wanted = ["nginx", "apache"] if module.params["server"] == "auto" else [module.params["server"]]
+    binaries = {server: find_binary(module, server) for server in wanted}
+    found = [server for server in wanted if binaries[server]]
+    if not found:
+        module.fail_json(msg="no supported web server found: looked for nginx (%s) and Apache (%s on the PATH and in %s); "
+                             "set nginx_binary or apache_binary if it is elsewhere" % (
+                                 ", ".join(NGINX_BINARIES), " / ".join(APACHE_BINARIES), ", ".join(APACHE_DIRS)))
+    server = found[0]
     try:
-        facts = nginx_facts(module, binary)
-    except (DetectError, NginxConfigError) as exc:
+        facts = nginx_facts(module, binaries[server]) if server == "nginx" else apache_facts(module, binaries[server])
+    except (DetectError, NginxConfigError, ApacheConfigError) as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
-        module.fail_json(msg="cannot read the nginx configuration: %s" % exc)
-    module.exit_json(changed=False, **facts)
+        module.fail_json(msg="cannot read the %s configuration: %s" % (server, exc))
+    module.exit_json(changed=False, found=found, **facts)
 
 
 if __name__ == "__main__":

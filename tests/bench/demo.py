@@ -1,8 +1,8 @@
 """`make demo`: the main job on the bench, before and after.
 
-A bench nginx laid out as Debian ships it serves three TLS sites on loopback, none of them stapling:
-good.test, shop.test (stapling turned off by hand, in a CRLF file) and nourl.test (a certificate
-without an OCSP URL). The demo
+A bench nginx and a bench Apache, each laid out as Debian ships it, serve three TLS sites each on
+loopback, none of them stapling: good.test, shop.test (stapling turned off by hand, in a CRLF file)
+and nourl.test (a certificate without an OCSP URL). The demo
 
 1. verifies the sites with playbooks/verify.yml: no staple anywhere;
 2. runs the main job, playbooks/enable.yml, with --diff: detect, preflight, chain, edit, nginx -t,
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from . import Bench
-from .layouts import debian_nginx, write_inventory
+from .layouts import debian_apache, debian_nginx, write_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,13 +39,18 @@ def playbook(inventory: Path, name: str, *extra: str) -> int:
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ocsp-stapling-demo-") as folder, Bench(Path(folder)) as bench:
-        nginx = debian_nginx(bench, Path(folder))
-        inventory = write_inventory(Path(folder) / "inventory.yml", {"web1": nginx.variables})
-        banner("Test bench on loopback: PKI and OCSP responder (%s), nginx on 127.0.0.1:%d" % (bench.responder.url, nginx.server.port))
-        print("  %s/nginx.conf includes conf.d/*.conf and sites-enabled/* (symlinks to sites-available/):" % nginx.folder)
-        print("    default  good.test               stapling never configured")
-        print("    shop     shop.test, www.shop.test  'ssl_stapling off;' set by hand, CRLF line endings")
-        print("             nourl.test              certificate without an OCSP responder URL: cannot be stapled")
+        for name in ("nginx", "apache"):
+            (Path(folder) / name).mkdir()
+        nginx = debian_nginx(bench, Path(folder) / "nginx")
+        apache = debian_apache(bench, Path(folder) / "apache")
+        inventory = write_inventory(Path(folder) / "inventory.yml", {"web1": nginx.variables, "web2": apache.variables})
+        banner("Test bench on loopback: PKI and OCSP responder (%s)" % bench.responder.url)
+        print("  web1: nginx on 127.0.0.1:%d, %s/nginx.conf including conf.d/*.conf and sites-enabled/*" % (nginx.server.port, nginx.folder))
+        print("  web2: Apache on 127.0.0.1:%d, %s/apache2.conf with mods-, conf- and sites-enabled symlinks," % (apache.server.port, apache.folder))
+        print("        socache_shmcb available but not enabled")
+        print("  on each: good.test               stapling never configured")
+        print("           shop.test, www.shop.test  stapling turned off by hand, CRLF line endings")
+        print("           nourl.test              certificate without an OCSP responder URL: cannot be stapled")
 
         before = playbook(inventory, "verify.yml", "-e", "ocsp_stapling_verify_retry_budget=2")
         enable = playbook(inventory, "enable.yml", "--diff")
@@ -54,9 +59,11 @@ def main() -> int:
     banner("What this shows")
     print("  before: no site staples (verify retried each for 2 s, then asked the responder itself: it answers 'good',")
     print("          so the server is at fault, not the CA).")
-    print("  enable: nourl.test is reported 'not applicable' and left alone; good.test and shop.test get the full chain")
-    print("          file and the stapling directives, in place (comments, tabs, CRLF and the symlinks kept), nginx -t")
-    print("          passes, nginx is reloaded once, and verify from the controller sees a good, fresh staple on each.")
+    print("  enable: on each host the enable role finds the server and runs its role. nourl.test is reported")
+    print("          'not applicable' and left alone; good.test and shop.test get the full chain file and the stapling")
+    print("          directives, in place (comments, tabs, CRLF and the symlinks kept); Apache also gets one server-wide")
+    print("          SSLStaplingCache in conf-available (enabled) and socache_shmcb enabled; the server's own test passes,")
+    print("          each server is reloaded once, and verify from the controller sees a good, fresh staple on each site.")
     print("  after:  every site staples a good, fresh OCSP response.")
     outcome = {"before": before == 2, "enable": enable == 0, "after": after == 0}
     if not all(outcome.values()):

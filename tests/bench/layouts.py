@@ -138,6 +138,8 @@ def debian_nginx(bench: Bench, root: Path, workers: int = 2) -> NginxHost:
         "nginx_stapling_verify_retry_budget": 15,
         "ocsp_stapling_verify_port": server.port,
         "ocsp_stapling_verify_server_names": ["good.test", "shop.test"],
+        # This machine has Apache installed too; the bench host is its nginx only.
+        "enable_servers": ["nginx"],
     })
 
 
@@ -280,4 +282,8 @@ def debian_apache(bench: Bench, root: Path) -> ApacheHost:
         "apache_stapling_backup_dir": str(root / "backups"),
         "apache_stapling_lock_path": str(root / "ocsp-stapling.lock"),
         "apache_stapling_verify_retry_budget": 15,
+        "ocsp_stapling_verify_port": server.port,
+        "ocsp_stapling_verify_server_names": ["good.test", "shop.test"],
+        # This machine has nginx installed too; the bench host is its Apache only.
+        "enable_servers": ["apache"],
     })

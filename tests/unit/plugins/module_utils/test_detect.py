@@ -75,9 +75,9 @@ Server compiled with....
 
 DEBIAN_ENVVARS = """unset HOME
 if [ "${APACHE_CONFDIR##/etc/apache2-}" != "${APACHE_CONFDIR}" ] ; then
-	SUFFIX="-${APACHE_CONFDIR##/etc/apache2-}"
+    SUFFIX="-${APACHE_CONFDIR##/etc/apache2-}"
 else
-	SUFFIX=
+    SUFFIX=
 fi
 export APACHE_RUN_USER=www-data
 export APACHE_PID_FILE=/var/run/apache2$SUFFIX/apache2.pid

@@ -1,0 +1,142 @@
+"""Benchmark: apache_stapling on a generated tree of 2,000 virtual hosts in 200 files, against `apache2 -S`.
+
+Started by `make bench`. For N = 2,000 and 4,000 TLS virtual hosts (10 per file), it measures, in the
+same run:
+
+- ``apache_stapling check``: the module run as Ansible runs it on a host (``python apache_stapling.py
+  args.json``) in check mode: parse every file, follow the include glob, plan every edit, build the diff;
+- ``apache_stapling apply``: the same run applying the edits (lock, backups, atomic writes, the cache
+  file; the server test is ``true`` so that Apache's own time is not counted);
+- ``apache2 -S``: Apache itself parsing the same tree and dumping its virtual hosts (what `apachectl -S`
+  runs), which loads the modules and the configuration but edits nothing;
+- ``load only (in process)``: the collection's parser alone, without interpreter start-up.
+
+All virtual hosts use one real bench certificate, so that Apache accepts the tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.pki import Pki
+
+REPO = Path(__file__).resolve().parents[1]
+MODULE = REPO / "plugins" / "modules" / "apache_stapling.py"
+
+MAIN = """ServerRoot "{root}"
+Define RUN {root}/run
+ServerName 127.0.0.1
+PidFile ${{RUN}}/apache2.pid
+DefaultRuntimeDir ${{RUN}}
+ErrorLog {root}/error.log
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so
+LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
+Listen 127.0.0.1:8443
+IncludeOptional conf-enabled/*.conf
+IncludeOptional sites/*.conf
+"""
+
+VHOST = """
+# site {index}: {name}
+<VirtualHost 127.0.0.1:8443>
+    ServerName {name}
+    ServerAlias www.{name}
+    DocumentRoot /var/www/{name}
+    SSLEngine on
+    SSLCertificateFile {cert}
+    SSLCertificateKeyFile {key}
+    <Directory /var/www/{name}>
+        Options -Indexes
+        AllowOverride None
+    </Directory>
+</VirtualHost>
+"""
+
+
+def generate(root: Path, vhosts: int, cert: Path, key: Path, per_file: int = 10) -> None:
+    for sub in ("sites", "conf-enabled", "run"):
+        (root / sub).mkdir(parents=True)
+    (root / "apache2.conf").write_text(MAIN.format(root=root))
+    for number in range(vhosts // per_file):
+        blocks = [VHOST.format(index=index, name="site%05d.test" % index, cert=cert, key=key)
+                  for index in range(number * per_file, (number + 1) * per_file)]
+        (root / "sites" / ("%03d.conf" % number)).write_text("".join(blocks))
+
+
+def timed(argv: list, env: dict | None = None) -> float:
+    started = time.monotonic()
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def module_run(root: Path, chains: dict, env: dict, check: bool) -> float:
+    args = root.parent / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "conf_path": str(root / "apache2.conf"), "server_root": str(root), "chains": chains, "test_command": ["true"],
+        "cache_path": str(root / "conf-enabled" / "ocsp-stapling.conf"), "cache_spec": "shmcb:%s/run/ocsp(128000)" % root,
+        "lock_path": str(root.parent / "lock"), "_ansible_check_mode": check, "_ansible_diff": True,
+    }}))
+    return timed([sys.executable, str(MODULE), str(args)], env)
+
+
+def in_process_load(root: Path, env: dict) -> float:
+    code = ("import time, sys; from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig; "
+            "from ansible_collections.ocsp.stapling.plugins.module_utils._txn import read_text; "
+            "s = time.perf_counter(); ApacheConfig.load(sys.argv[1], reader=read_text, server_root=sys.argv[2]); print(time.perf_counter() - s)")
+    completed = subprocess.run([sys.executable, "-c", code, str(root / "apache2.conf"), str(root)], env=env, check=True, capture_output=True, text=True)
+    return float(completed.stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vhosts", type=int, nargs="+", default=[2000, 4000])
+    parser.add_argument("--rounds", type=int, default=5)
+    options = parser.parse_args()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("ANSIBLE_COLLECTIONS_PATH"), os.environ.get("PYTHONPATH")])))
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="ocsp-apache-bench-") as scratch:
+        pki = Pki.create(Path(scratch) / "pki", "http://127.0.0.1:9/")
+        leaf = pki.issue_leaf("bench.test")
+        chains = {str(leaf.fullchain_path): str(pki.chain_path)}
+        for vhosts in options.vhosts:
+            pristine = Path(scratch) / ("pristine-%d" % vhosts)
+            generate(pristine, vhosts, leaf.fullchain_path, leaf.key_path)
+            work = Path(scratch) / ("work-%d" % vhosts)
+            rows = {"apache_stapling check": [], "apache_stapling apply": [], "apache2 -S": [], "load only (in process)": []}
+            for _round in range(options.rounds):
+                rows["apache_stapling check"].append(module_run(pristine, chains, env, check=True))
+                shutil.rmtree(work, ignore_errors=True)
+                generate(work, vhosts, leaf.fullchain_path, leaf.key_path)
+                rows["apache_stapling apply"].append(module_run(work, chains, env, check=False))
+                rows["apache2 -S"].append(timed(["apache2", "-d", str(pristine), "-f", str(pristine / "apache2.conf"), "-S"]))
+                rows["load only (in process)"].append(in_process_load(pristine, env))
+            results[vhosts] = {name: round(statistics.median(values), 4) for name, values in rows.items()}
+            print(vhosts, json.dumps(results[vhosts]), flush=True)
+
+    sizes = options.vhosts
+    print("\n| virtual hosts | " + " | ".join(results[sizes[0]]) + " | check / apache2 -S |")
+    print("|---" * (len(results[sizes[0]]) + 2) + "|")
+    for vhosts in sizes:
+        row = results[vhosts]
+        print("| %d | " % vhosts + " | ".join("%.3f s" % value for value in row.values()) + " | %.2fx |" % (row["apache_stapling check"] / row["apache2 -S"]))
+    if len(sizes) > 1:
+        first, last = results[sizes[0]], results[sizes[-1]]
+        print("\nGrowth from %d to %d virtual hosts (x%.1f): " % (sizes[0], sizes[-1], sizes[-1] / sizes[0])
+              + ", ".join("%s x%.2f" % (name, last[name] / first[name]) for name in first))
+    (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
+    (REPO / "benchmarks" / "results" / "apache_edit.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1008 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Apache httpd configuration: a parser that keeps byte positions, a model of TLS sites
+(``<VirtualHost>`` sections), and a surgical editor for the OCSP stapling directives.
+
+Runs on managed hosts: standard library only, Python 3.8 syntax, no Ansible imports. Files are
+read only through the ``reader`` given to :meth:`ApacheConfig.load`, include globs expanded only
+through its ``globber`` and symlinks resolved only through its ``realpath``.
+
+The grammar is httpd's (``ap_cfg_getline`` / ``ap_getword_conf``): one directive per logical
+line, a trailing backslash joins the next physical line, ``#`` starts a comment only as the first
+non-blank character of a line, arguments are split on whitespace with "double" or 'single'
+quotes, names are case-insensitive, sections ``<Name args>`` ... ``</Name>`` nest.
+
+In Apache a comment must be on its own line (``SSLUseStapling on # x`` is an error: the comment
+is an extra argument), so the markers this editor writes are whole lines just above the line they
+concern:
+
+- ``<indent># ocsp.stapling`` above every line the editor added;
+- ``<indent># ocsp.stapling: was <original arguments as written>`` above every line it changed.
+
+``state=absent`` reads those markers back (removes the marker and the added line below it, or
+restores the arguments of the line below it), so present followed by absent gives the original
+bytes.
+
+Loading evaluates what httpd evaluates while reading: ``Define`` / ``UnDefine`` and ``${NAME}``
+(Define values first, then ``env``; an unknown name is kept as written, as httpd does),
+``<IfDefine>``, ``<IfModule>`` (``modules=None`` counts every module as loaded, so ``!mod``
+conditions are false), ``ServerRoot``, ``Include`` / ``IncludeOptional`` (globs, directories,
+relative to ServerRoot). ``<IfVersion>``, ``<IfFile>``, ``<IfDirective>`` and ``<IfSection>`` are
+read as holding; ``<If>`` / ``<Else>`` are run-time sections and are never looked into.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import os
+import re
+from dataclasses import dataclass, field
+
+from ._nginx import MARKER, _collector_paused, _glob, _indent, _line_starts, _newline, _read
+
+_WAS = MARKER + ": was "
+_GLOB_CHARS = "*?["
+_VAR = re.compile(r"\$\{([A-Za-z0-9_:.-]+)\}")
+_NEEDS_QUOTES = re.compile(r"[\s\"'\\#<>]|^$")
+# Sections whose condition httpd evaluates while reading the configuration.
+_CONDITIONS = ("ifmodule", "ifdefine")
+# Sections read as if their condition held (httpd's version, files and directives are unknown
+# here): their contents count at the level of the section that holds them.
+_TRANSPARENT = ("ifversion", "iffile", "ifdirective", "ifsection")
+_INCLUDES = ("include", "includeoptional")
+_VERIFY = ("require", "optional", "optional_no_ca")
+# Directives the editor manages in a vhost, in the order it adds them.
+_MANAGED = ("sslusestapling", "sslstaplingrespondertimeout", "sslstaplingreturnrespondererrors", "sslcacertificatefile")
+CACHE_HEADER = "# Managed by ocsp.stapling"
+
+
+class ApacheConfigError(Exception):
+    """A configuration httpd would reject, or one this module cannot edit safely.
+
+    ``line`` is None when the error is about a file as a whole.
+    """
+
+    def __init__(self, path: str, line: int | None, message: str, hint: str) -> None:
+        super().__init__(path, line, message, hint)
+        self.path = path
+        self.line = line
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else "%s:%d" % (self.path, self.line)
+        return "%s: %s; %s" % (where, self.message, self.hint)
+
+
+@dataclass(eq=False)
+class Directive:
+    """One directive or section, with the offsets needed to edit it in place.
+
+    Offsets are ``str`` indices into the text of the file at ``path``. ``start`` is the first
+    character of the name (``<`` for a section); ``end`` is the end of the logical line,
+    continuation lines and the newline included (for a section: of its opening line).
+    ``args_start`` / ``args_end`` delimit the arguments as written (``raw_args``; for a section
+    without the closing ``>``); they are equal, after the name, when there are none.
+    ``args`` are unquoted and ``${NAME}`` expanded. For a section, ``block`` lists its children and
+    ``close_start`` / ``close_end`` delimit its ``</Name>`` line. For ``Include*``, ``included``
+    lists the top-level directives of the included files, whose ``parent`` is that of the include.
+    ``active`` is False for an ``<IfModule>`` / ``<IfDefine>`` whose condition does not hold
+    (its contents are parsed but not read: no include, no Define).
+    """
+
+    name: str
+    args: list
+    raw_args: str
+    path: str
+    line: int
+    start: int
+    end: int
+    args_start: int
+    args_end: int
+    block: list | None = field(default=None, repr=False)
+    parent: Directive | None = field(default=None, repr=False)
+    included: list = field(default_factory=list, repr=False)
+    close_start: int | None = field(default=None, repr=False)
+    close_end: int | None = field(default=None, repr=False)
+    active: bool = field(default=True, repr=False)
+    # The arguments unquoted but not expanded.
+    words: list = field(default_factory=list, repr=False)
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(eq=False)
+class ConfigFile:
+    path: str
+    text: str
+    newline: str
+    directives: list = field(repr=False)
+    # 1-based line numbers of comment lines.
+    comments: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._line_starts = _line_starts(self.text)
+
+    def line_of(self, offset: int) -> int:
+        return bisect.bisect_right(self._line_starts, offset)
+
+    def line_start(self, line: int) -> int:
+        return self._line_starts[line - 1]
+
+
+@dataclass(eq=False)
+class Site:
+    """One ``<VirtualHost>``; values are those in effect (the vhost's own, else the server's)."""
+
+    directive: Directive = field(repr=False)
+    path: str
+    line: int
+    index: int
+    server_name: str | None
+    server_aliases: list
+    addresses: list
+    ports: list
+    tls: bool
+    ssl_certificate_file: list
+    ssl_certificate_key_file: list
+    ssl_certificate_chain_file: str | None
+    ssl_ca_certificate_file: str | None
+    ssl_ca_certificate_path: str | None
+    verifies_clients: bool
+    ssl_use_stapling: bool
+
+    @property
+    def server_names(self) -> list:
+        return ([self.server_name] if self.server_name else []) + list(self.server_aliases)
+
+    def as_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "index": self.index,
+            "server_names": self.server_names,
+            "addresses": list(self.addresses),
+            "ports": list(self.ports),
+            "tls": self.tls,
+            "ssl_certificate": list(self.ssl_certificate_file),
+            "ssl_certificate_key": list(self.ssl_certificate_key_file),
+            "ssl_certificate_chain_file": self.ssl_certificate_chain_file,
+            "ssl_ca_certificate_file": self.ssl_ca_certificate_file,
+            "verifies_clients": self.verifies_clients,
+            "ssl_use_stapling": self.ssl_use_stapling,
+        }
+
+
+# --- Lexer and parser ----------------------------------------------------------------------------
+
+
+def _words(path: str, line: int, raw: str) -> list:
+    """``ap_getword_conf``: whitespace-separated words, "double" or 'single' quoted, where a
+    backslash escapes only the quote that opened the word."""
+    words = []
+    pos = 0
+    size = len(raw)
+    while True:
+        while pos < size and raw[pos] in " \t\r\n\f\v":
+            pos += 1
+        if pos >= size:
+            return words
+        char = raw[pos]
+        if char in "\"'":
+            end = pos + 1
+            while end < size and raw[end] != char:
+                end += 2 if raw[end] == "\\" and end + 1 < size and raw[end + 1] == char else 1
+            if end >= size:
+                raise ApacheConfigError(path, line, "unterminated quoted string %s" % raw[pos:], "close it with a matching %s" % char)
+            words.append(raw[pos + 1:end].replace("\\" + char, char))
+            pos = end + 1
+        else:
+            end = pos
+            while end < size and raw[end] not in " \t\r\n\f\v":
+                end += 1
+            words.append(raw[pos:end])
+            pos = end
+
+
+def _logical_lines(text: str):
+    """(start, end, content, first line number, is comment) per non-blank logical line; ``end``
+    is after its newline, ``content`` joins continuation lines without their backslash-newline
+    (the indentation of a continuation line is kept, so it separates words, as in httpd)."""
+    size = len(text)
+    pos = 0
+    number = 1
+    while pos < size:
+        first = number
+        start = pos
+        pieces = []
+        while True:
+            newline = text.find("\n", pos)
+            end = size if newline < 0 else newline + 1
+            piece = text[pos:end].rstrip("\r\n")
+            number += 1
+            pos = end
+            # Like httpd: only a backslash right before the newline, and not a doubled one.
+            if piece.endswith("\\") and not piece.endswith("\\\\") and pos < size:
+                pieces.append(piece[:-1])
+                continue
+            pieces.append(piece.rstrip(" \t"))
+            break
+        content = "".join(pieces)
+        stripped = content.lstrip(" \t")
+        if stripped:
+            yield start, pos, content, first, stripped.startswith("#")
+
+
+def _parse(path: str, text: str) -> tuple:
+    """Top-level directives (sections with their blocks) and comment line numbers of one file,
+    as written: no include followed, no condition evaluated, ``args`` not expanded yet."""
+    root = []
+    children = root
+    stack = []
+    comments = []
+    for start, end, content, line, is_comment in _logical_lines(text):
+        if is_comment:
+            comments.append(line)
+            continue
+        lead = len(content) - len(content.lstrip(" \t"))
+        name_start = start + lead
+        body = content[lead:]
+        split = re.search(r"[ \t]", body)
+        name = body if split is None else body[:split.start()]
+        if name.startswith("</"):
+            closing = name[2:].rstrip(">")
+            if not stack:
+                raise ApacheConfigError(path, line, "%s without matching <%s> section" % (name, closing), "remove it or add the section it closes")
+            section = stack[-1]
+            if closing.lower() != section.name[1:].lower() or not body.rstrip().endswith(">"):
+                raise ApacheConfigError(path, line, "expected </%s> but saw %s" % (section.name[1:], body.rstrip()),
+                                        "close the %s section opened at line %d first" % (section.name, section.line))
+            stack.pop()
+            section.close_start = name_start
+            section.close_end = end
+            children = stack[-1].block if stack else root
+            continue
+        is_section = name.startswith("<")
+        if is_section:
+            # As httpd: the arguments end at the last `>` of the line.
+            if ">" not in body[len(name) - 1:]:
+                raise ApacheConfigError(path, line, "%s> directive missing closing '>'" % name.rstrip(">"), "end the line with '>'")
+            if name.endswith(">"):
+                name = name[:-1]
+        # Offsets of the arguments in the text: content maps 1:1 to the text up to the first
+        # continuation, so compute them from the raw span instead.
+        raw_start = name_start + len(name)
+        raw_end = _content_end(text, start, end)
+        if is_section:
+            raw_end = text.rfind(">", raw_start, raw_end)
+        raw = text[raw_start:raw_end]
+        stripped = raw.strip(" \t")
+        if stripped:
+            args_start = raw_start + len(raw) - len(raw.lstrip(" \t"))
+            args_end = raw_start + len(raw.rstrip(" \t"))
+        else:
+            args_start = args_end = raw_start
+        raw_args = text[args_start:args_end]
+        joined = body[len(name):]
+        if is_section:
+            joined = joined[:joined.rfind(">")]
+        words = _words(path, line, joined)
+        directive = Directive(
+            name=name,
+            args=list(words),
+            raw_args=raw_args,
+            path=path,
+            line=line,
+            start=name_start,
+            end=end,
+            args_start=args_start,
+            args_end=args_end,
+            block=[] if is_section else None,
+            parent=stack[-1] if stack else None,
+            words=words,
+        )
+        children.append(directive)
+        if is_section:
+            stack.append(directive)
+            children = directive.block
+    if stack:
+        section = stack[-1]
+        raise ApacheConfigError(path, section.line, "%s> was not closed" % section.name, "add </%s>" % section.name[1:])
+    return root, comments
+
+
+def _content_end(text: str, start: int, end: int) -> int:
+    """End of a logical line's content: before its trailing blanks and newline."""
+    stop = end
+    while stop > start and text[stop - 1] in " \t\r\n":
+        stop -= 1
+    return stop
+
+
+def _walk(directives, depth: int = 0):
+    for directive in directives:
+        yield directive, depth
+        if directive.block:
+            yield from _walk(directive.block, depth + 1)
+
+
+# --- Loader --------------------------------------------------------------------------------------
+
+
+def _module_name(name: str) -> str:
+    """`mod_ssl.c`, `mod_ssl` and `ssl_module` all name one module: `ssl_module`."""
+    if name.endswith(".c"):
+        name = name[:-2]
+    if name.startswith("mod_"):
+        name = name[4:] + "_module"
+    return name
+
+
+class _Loader:
+    def __init__(self, reader, globber, realpath, server_root: str, env: dict, defines, modules) -> None:
+        self.reader = reader
+        self.globber = globber
+        self.realpath = realpath
+        self.server_root = server_root
+        self.env = dict(env or {})
+        self.defines = set(defines or ())
+        self.variables = {}
+        self.modules = None if modules is None else set(_module_name(name) for name in modules)
+        self.files = {}
+        self.stack = []
+
+    def expand(self, word: str) -> str:
+        if "${" not in word:
+            return word
+
+        def value(match):
+            name = match.group(1)
+            if name in self.variables:
+                return self.variables[name]
+            if name in self.env:
+                return str(self.env[name])
+            return match.group(0)
+        return _VAR.sub(value, word)
+
+    def load(self, path: str, context: Directive | None, include: Directive | None) -> list:
+        real = self.realpath(path)
+        if real in self.stack:
+            cycle = " -> ".join(self.stack[self.stack.index(real):] + [real])
+            raise ApacheConfigError(include.path, include.line, "include cycle: %s" % cycle, "remove the include that closes the cycle")
+        try:
+            text = self.reader(real)
+        except OSError as exc:
+            if include is not None and exc.errno == errno.EISDIR:
+                # A directory: every file in it (and in its subdirectories), in order.
+                found = []
+                for entry in self.globber(os.path.join(path, "*")):
+                    found.extend(self.load(entry, context, include))
+                return found
+            reason = exc.strerror or str(exc)
+            if include is None:
+                raise ApacheConfigError(path, None, "cannot read the configuration (%s)" % reason, "check the path of the main configuration file")
+            raise ApacheConfigError(include.path, include.line, 'could not open configuration file %s: %s' % (path, reason),
+                                    "fix the path of the %s or create the file" % include.name)
+        directives, comments = _parse(real, text)
+        if real not in self.files:
+            self.files[real] = ConfigFile(real, text, _newline(text), directives, comments)
+        for directive in directives:
+            directive.parent = context
+        self.stack.append(real)
+        self._read(directives)
+        self.stack.pop()
+        return directives
+
+    def _read(self, directives: list) -> None:
+        """Evaluate in order, as httpd does: expansion, Define, conditions, includes."""
+        for directive in directives:
+            directive.args = [self.expand(word) for word in directive.words]
+            key = directive.key
+            if directive.block is not None:
+                if key[1:] in _CONDITIONS:
+                    directive.active = self._holds(directive)
+                if directive.active:
+                    self._read(directive.block)
+            elif key == "define":
+                if not directive.args or len(directive.args) > 2:
+                    raise ApacheConfigError(directive.path, directive.line, "Define takes one or two arguments", "write Define NAME [value]")
+                self.defines.add(directive.args[0])
+                if len(directive.args) == 2:
+                    self.variables[directive.args[0]] = directive.args[1]
+            elif key == "undefine" and directive.args:
+                self.defines.discard(directive.args[0])
+                self.variables.pop(directive.args[0], None)
+            elif key == "serverroot" and directive.args:
+                self.server_root = directive.args[0]
+            elif key in _INCLUDES:
+                self._include(directive)
+
+    def _holds(self, section: Directive) -> bool:
+        if len(section.args) != 1:
+            raise ApacheConfigError(section.path, section.line, "%s> takes one argument" % section.name, "give it exactly one")
+        arg = section.args[0]
+        negate = arg.startswith("!")
+        if negate:
+            arg = arg[1:]
+        if section.key == "<ifmodule":
+            holds = True if self.modules is None else _module_name(arg) in self.modules
+        else:
+            holds = arg in self.defines
+        return holds != negate
+
+    def _include(self, directive: Directive) -> None:
+        if len(directive.args) != 1:
+            raise ApacheConfigError(directive.path, directive.line, "%s takes one argument" % directive.name, "give it exactly one path")
+        path = os.path.join(self.server_root, directive.args[0])
+        optional = directive.key == "includeoptional"
+        if any(char in path for char in _GLOB_CHARS):
+            paths = self.globber(path)
+        else:
+            paths = [path]
+        for included in paths:
+            try:
+                directive.included.extend(self.load(included, directive.parent, directive))
+            except ApacheConfigError as exc:
+                missing = exc.path == directive.path and exc.line == directive.line and exc.message.startswith("could not open")
+                if not (optional and missing):
+                    raise
+
+
+# --- Model ---------------------------------------------------------------------------------------
+
+
+def _effective(directives):
+    """Directives as httpd reads them at one level: includes replaced by what they include, the
+    contents of holding conditions (and of the sections read as holding) lifted to this level,
+    the rest of a false condition dropped."""
+    for directive in directives:
+        key = directive.key
+        if directive.block is None and key in _INCLUDES:
+            yield from _effective(directive.included)
+        elif directive.block is not None and key[1:] in _CONDITIONS + _TRANSPARENT:
+            if directive.active:
+                yield from _effective(directive.block)
+        else:
+            yield directive
+
+
+def _deep(directives):
+    """Every effective directive at any depth (inside Directory, Location, ... too)."""
+    for directive in _effective(directives):
+        yield directive
+        if directive.block is not None:
+            yield from _deep(directive.block)
+
+
+def _by_name(directives) -> dict:
+    found = {}
+    for directive in directives:
+        if directive.block is None:
+            found.setdefault(directive.key, []).append(directive)
+    return found
+
+
+def _resolve(server_root: str, value: str) -> str:
+    if os.path.isabs(value):
+        return os.path.normpath(value)
+    return os.path.normpath(os.path.join(server_root, value))
+
+
+def _flag(scopes: tuple, key: str, values: tuple = ("on",)) -> bool:
+    for scope in scopes:
+        if key in scope:
+            args = scope[key][-1].args
+            return bool(args) and args[0].lower() in values
+    return False
+
+
+def _port(address: str) -> int | None:
+    if address.startswith("["):
+        close = address.find("]")
+        rest = address[close + 1:] if close >= 0 else ""
+        text = rest[1:] if rest.startswith(":") else ""
+    else:
+        text = address.rsplit(":", 1)[1] if ":" in address else ""
+    return int(text) if text.isdigit() else None
+
+
+class ApacheConfig:
+    """A loaded configuration: every file once (by real path), includes followed."""
+
+    def __init__(self, main: ConfigFile, files: dict, server_root: str, reader=None) -> None:
+        self.main = main
+        self.files = files
+        self.server_root = server_root
+        self.reader = reader or _read
+        self._sites = None
+        self._scope = None
+
+    @classmethod
+    def load(cls, main_path: str, reader=None, globber=None, realpath=None, server_root: str | None = None, env: dict | None = None,
+             defines=None, modules=None) -> ApacheConfig:
+        """Parse ``main_path`` and everything it includes.
+
+        ``reader(path) -> str`` keeps the text exact and raises OSError (EISDIR for a directory);
+        ``globber(pattern) -> sorted paths``; ``realpath(path) -> path``. Relative paths resolve
+        against ``server_root`` (default: the directory of ``main_path``), which a ``ServerRoot``
+        directive changes from there on. ``env`` gives ``${NAME}`` values not set by ``Define``;
+        ``defines`` the ``-D`` names; ``modules`` the loaded modules (None: every ``<IfModule>`` holds).
+        """
+        if server_root is None:
+            server_root = os.path.dirname(main_path)
+        loader = _Loader(reader or _read, globber or _glob, realpath or os.path.realpath, server_root, env, defines, modules)
+        with _collector_paused():
+            loader.load(main_path, None, None)
+        files = loader.files
+        return cls(next(iter(files.values())), files, loader.server_root, reader)
+
+    def server_scope(self) -> list:
+        """Effective directives and sections at server scope (includes followed, conditions applied)."""
+        if self._scope is None:
+            self._scope = list(_effective(self.main.directives))
+        return self._scope
+
+    def server_directives(self, name: str) -> list:
+        """Effective directives named ``name`` (any case) at server scope, outside every section."""
+        key = name.lower()
+        return [directive for directive in self.server_scope() if directive.key == key and directive.block is None]
+
+    def sites(self) -> list:
+        """Every effective ``<VirtualHost>``, in configuration order."""
+        if self._sites is None:
+            with _collector_paused():
+                scope = self.server_scope()
+                server = _by_name(scope)
+                server_verifies = any(
+                    directive.key == "sslverifyclient" and directive.args and directive.args[0].lower() in _VERIFY
+                    for section in scope if section.block is not None and section.key != "<virtualhost"
+                    for directive in _deep(section.block))
+                self._sites = [
+                    self._site(vhost, server, server_verifies, index)
+                    for index, vhost in enumerate(d for d in scope if d.block is not None and d.key == "<virtualhost")
+                ]
+        return list(self._sites)
+
+    def tls_sites(self) -> list:
+        return [site for site in self.sites() if site.tls]
+
+    def _site(self, vhost: Directive, server: dict, server_verifies: bool, index: int) -> Site:
+        own = _by_name(_effective(vhost.block))
+        scopes = (own, server)
+
+        def last(key: str) -> str | None:
+            for scope in scopes:
+                if key in scope and scope[key][-1].args:
+                    return scope[key][-1].args[0]
+            return None
+
+        def every(key: str) -> list:
+            for scope in scopes:
+                if key in scope:
+                    return [self.resolve(d.args[0]) for d in scope[key] if d.args]
+            return []
+
+        def path_of(key: str) -> str | None:
+            value = last(key)
+            return None if value is None else self.resolve(value)
+
+        verifies = _flag(scopes, "sslverifyclient", _VERIFY) or server_verifies or any(
+            directive.key == "sslverifyclient" and directive.args and directive.args[0].lower() in _VERIFY
+            for directive in _deep(vhost.block))
+        names = own.get("servername", [])
+        return Site(
+            directive=vhost,
+            path=vhost.path,
+            line=vhost.line,
+            index=index,
+            server_name=names[-1].args[0] if names and names[-1].args else None,
+            server_aliases=[name for directive in own.get("serveralias", []) for name in directive.args],
+            addresses=list(vhost.args),
+            ports=[port for port in (_port(address) for address in vhost.args) if port is not None],
+            tls=_flag(scopes, "sslengine"),
+            ssl_certificate_file=every("sslcertificatefile"),
+            ssl_certificate_key_file=every("sslcertificatekeyfile"),
+            ssl_certificate_chain_file=path_of("sslcertificatechainfile"),
+            ssl_ca_certificate_file=path_of("sslcacertificatefile"),
+            ssl_ca_certificate_path=path_of("sslcacertificatepath"),
+            verifies_clients=verifies,
+            ssl_use_stapling=_flag(scopes, "sslusestapling"),
+        )
+
+    def resolve(self, value: str) -> str:
+        """A path as httpd reads it: relative to ServerRoot."""
+        return _resolve(self.server_root, value)
+
+
+# --- Editor --------------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    if not _NEEDS_QUOTES.search(value):
+        return value
+    return '"' + value.replace('"', '\\"') + '"'
+
+
+def cache_text(cache_spec: str, newline: str = "\n") -> str:
+    """The whole text of the global file holding ``SSLStaplingCache``."""
+    lines = [CACHE_HEADER, "<IfModule mod_ssl.c>", "    SSLStaplingCache " + _quote(cache_spec), "</IfModule>"]
+    return newline.join(lines) + newline
+
+
+def _is_our_cache_file(path: str, text: str) -> bool:
+    """Whether ``text`` holds only what :func:`cache_text` writes (any spec)."""
+    if not text.startswith(CACHE_HEADER):
+        return False
+    try:
+        directives, comments = _parse(path, text)
+    except ApacheConfigError:
+        return False
+    return (comments == [1] and len(directives) == 1 and directives[0].key == "<ifmodule" and directives[0].words == ["mod_ssl.c"]
+            and len(directives[0].block) == 1 and directives[0].block[0].key == "sslstaplingcache" and len(directives[0].block[0].words) == 1)
+
+
+def _marker_kind(text: str, config_file: ConfigFile, line: int) -> tuple:
+    """(kind, recorded) for a comment line: ("added", None), ("was", raw args) or (None, None)."""
+    start = config_file.line_start(line)
+    newline = text.find("\n", start)
+    content = text[start:len(text) if newline < 0 else newline].strip(" \t\r")
+    if content == MARKER:
+        return "added", None
+    if content.startswith(_WAS):
+        return "was", content[len(_WAS):]
+    return None, None
+
+
+class _Plan:
+    def __init__(self, config: ApacheConfig, state: str) -> None:
+        self.config = config
+        self.state = state
+        # path -> [(start, end, new text)]
+        self.ops = {}
+        # (path, directive start) -> new words (present) or restored words (absent)
+        self.changed = {}
+        # path -> number of directives added (present)
+        self.added = {}
+        # (path, offset) -> {key: lines}
+        self.insertions = {}
+        self.notes = []
+        self.extra = {}
+        self._marked = {}
+        self._server = None
+
+    def note(self, site: Site | None, change: str, path: str | None = None, line: int | None = None) -> None:
+        self.notes.append((site, path or site.path, line if site is None else site.line, change))
+
+    def server_scope(self) -> dict:
+        if self._server is None:
+            self._server = _by_name(self.config.server_scope())
+        return self._server
+
+    def marker_above(self, directive: Directive) -> str | None:
+        """The kind of our marker on the line just above ``directive``'s, if any."""
+        config_file = self.config.files[directive.path]
+        if directive.line < 2 or (directive.line - 1) not in self.comment_lines(directive.path):
+            return None
+        return _marker_kind(config_file.text, config_file, directive.line - 1)[0]
+
+    def comment_lines(self, path: str) -> set:
+        if path not in self._marked:
+            self._marked[path] = set(self.config.files[path].comments)
+        return self._marked[path]
+
+    # present
+
+    def present(self, site: Site, chain: str) -> None:
+        wanted = [("SSLUseStapling", ["on"]), ("SSLStaplingResponderTimeout", ["5"]), ("SSLStaplingReturnResponderErrors", ["off"])]
+        if site.verifies_clients:
+            if site.ssl_certificate_chain_file:
+                source = "SSLCertificateChainFile %s" % site.ssl_certificate_chain_file
+            elif site.ssl_ca_certificate_file:
+                source = "the existing SSLCACertificateFile %s" % site.ssl_ca_certificate_file
+            else:
+                source = "the chain in SSLCertificateFile"
+            self.note(site, "keep the CA set (the site verifies client certificates): Apache finds the issuer in %s" % source)
+        else:
+            wanted.append(("SSLCACertificateFile", [chain]))
+        own = _by_name(_effective(site.directive.block))
+        server = self.server_scope()
+        additions = []
+        for name, args in wanted:
+            key = name.lower()
+            if key in own:
+                current = own[key][-1]
+                if not self.same(key, current.args, args):
+                    self.set_args(site, current, args)
+            elif not (key in server and self.same(key, server[key][-1].args, args)):
+                additions.append((name, args))
+                self.note(site, "add %s %s" % (name, " ".join(args)))
+        if additions:
+            self.add_lines(site, additions)
+
+    def same(self, key: str, current: list, wanted: list) -> bool:
+        if key == "sslcacertificatefile":
+            return len(current) == 1 and self.config.resolve(current[0]) == self.config.resolve(wanted[0])
+        return [arg.lower() for arg in current] == wanted
+
+    def set_args(self, site: Site, directive: Directive, args: list) -> None:
+        text = self.config.files[directive.path].text
+        if not directive.raw_args or "\n" in directive.raw_args or text[directive.start:directive.end].rstrip("\r\n").endswith("\\"):
+            raise ApacheConfigError(directive.path, directive.line, 'the value of "%s" cannot be recorded on one line' % directive.name,
+                                    "put the directive and its value on one line")
+        if "${" in directive.raw_args:
+            raise ApacheConfigError(directive.path, directive.line, '"%s" here uses a variable; changing it would change the variable\'s users'
+                                    % directive.name, "set the value by hand")
+        key = (directive.path, directive.start)
+        previous = self.changed.get(key)
+        if previous is not None:
+            if previous != args:
+                raise ApacheConfigError(directive.path, directive.line, '"%s" here is shared by sites that need different values (%s, %s)'
+                                        % (directive.name, " ".join(previous), " ".join(args)), "move it into each VirtualHost")
+            return
+        self.changed[key] = list(args)
+        self.note(site, "set %s %s (was %s)" % (directive.name, " ".join(args), " ".join(directive.args)))
+        ops = self.ops.setdefault(directive.path, [])
+        ops.append((directive.args_start, directive.args_end, " ".join(_quote(arg) for arg in args)))
+        if self.marker_above(directive) is None:
+            line_start = directive.start - len(_indent(text, directive.start))
+            newline = self.config.files[directive.path].newline
+            ops.append((line_start, line_start, "%s%s%s%s" % (_indent(text, directive.start), _WAS, directive.raw_args, newline)))
+
+    def add_lines(self, site: Site, additions: list) -> None:
+        vhost = site.directive
+        config_file = self.config.files[vhost.path]
+        offset, indent = _insertion_point(config_file, vhost)
+        lines = self.insertions.setdefault((vhost.path, offset), {})
+        newline = config_file.newline
+        for name, args in additions:
+            if name.lower() not in lines:
+                self.added[vhost.path] = self.added.get(vhost.path, 0) + 1
+            lines[name.lower()] = "%s%s%s%s%s %s%s" % (indent, MARKER, newline, indent, name, " ".join(_quote(arg) for arg in args), newline)
+
+    def present_cache(self, cache_path: str, cache_spec: str) -> None:
+        server = self.config.server_directives("SSLStaplingCache")
+        for vhost in (d for d in self.config.server_scope() if d.block is not None and d.key == "<virtualhost"):
+            for directive in _deep(vhost.block):
+                if directive.key == "sslstaplingcache":
+                    self.note(None, "SSLStaplingCache inside <VirtualHost> is a syntax error in Apache (server scope only); not touched",
+                              directive.path, directive.line)
+        if server:
+            for directive in server:
+                self.note(None, "keep SSLStaplingCache %s" % " ".join(directive.args), directive.path, directive.line)
+            return
+        wanted = cache_text(cache_spec)
+        _parse(cache_path, wanted)
+        current = self.current_text(cache_path)
+        if current == wanted:
+            return
+        if current is not None and not _is_our_cache_file(cache_path, current):
+            raise ApacheConfigError(cache_path, None, "the file for SSLStaplingCache exists and holds something else",
+                                    "remove it, or set SSLStaplingCache at server scope yourself")
+        self.extra[cache_path] = wanted
+        self.note(None, "add SSLStaplingCache %s" % cache_spec, cache_path, 3)
+
+    def current_text(self, path: str) -> str | None:
+        if path in self.config.files:
+            return self.config.files[path].text
+        try:
+            return self.config.reader(path)
+        except OSError:
+            return None
+
+    def present_ops(self) -> None:
+        for (path, offset), lines in self.insertions.items():
+            self.ops.setdefault(path, []).append((offset, offset, "".join(lines.values())))
+
+    # absent
+
+    def absent(self, path: str, sites_at: dict) -> None:
+        config_file = self.config.files[path]
+        text = config_file.text
+        by_line = {}
+        for directive, dummy in _walk(config_file.directives):
+            by_line[directive.line] = directive
+        ops = []
+        for line in config_file.comments:
+            kind, recorded = _marker_kind(text, config_file, line)
+            if kind is None:
+                continue
+            directive = by_line.get(line + 1)
+            if directive is None or directive.block is not None or directive.key not in _MANAGED:
+                raise ApacheConfigError(path, line, "the ocsp.stapling marker here is not followed by a directive it manages",
+                                        "restore the lines by hand and remove the marker")
+            marker_start = config_file.line_start(line)
+            if kind == "added":
+                ops.append((marker_start, directive.end, ""))
+                self.added[path] = self.added.get(path, 0) + 1
+                self.note_at(sites_at, directive, "remove %s %s" % (directive.name, " ".join(directive.args)))
+            else:
+                try:
+                    words = _words(path, line, recorded)
+                except ApacheConfigError:
+                    words = []
+                if not words or "\n" in directive.raw_args:
+                    raise ApacheConfigError(path, line, "the ocsp.stapling marker on this line is damaged",
+                                            "restore the line below by hand and remove the marker")
+                ops.append((marker_start, directive.start - len(_indent(text, directive.start)), ""))
+                ops.append((directive.args_start, directive.args_end, recorded))
+                self.changed[(path, directive.start)] = words
+                self.note_at(sites_at, directive, "restore %s %s" % (directive.name, recorded))
+        if ops:
+            self.ops[path] = ops
+
+    def absent_cache(self, cache_path: str) -> None:
+        current = self.current_text(cache_path)
+        if current is not None and _is_our_cache_file(cache_path, current):
+            self.extra[cache_path] = None
+            self.note(None, "remove the SSLStaplingCache file", cache_path, None)
+
+    def note_at(self, sites_at: dict, directive: Directive, change: str) -> None:
+        sites = sites_at.get((directive.path, directive.start))
+        if not sites:
+            self.note(None, change, directive.path, directive.line)
+        for site in sites or ():
+            self.note(site, change)
+
+    # result
+
+    def texts(self) -> dict:
+        edits = {}
+        for path, ops in self.ops.items():
+            old = self.config.files[path].text
+            new = _splice(old, ops)
+            if new != old:
+                self.check(path, old, new)
+                edits[path] = new
+        edits.update(self.extra)
+        return edits
+
+    def check(self, path: str, old: str, new: str) -> None:
+        """Re-read the edited text and prove that it holds the same directives as before apart
+        from the intended changes: a layout this module did not foresee fails here, not in httpd."""
+        try:
+            new_kept, new_added = _signature(path, new)
+        except ApacheConfigError as exc:
+            raise ApacheConfigError(path, exc.line, "the edited file would not parse (%s)" % exc.message, "edit this file by hand")
+        loaded = self.config.files[path]
+        old_kept, old_added = _signature(path, old, (loaded.directives, loaded.comments))
+        expected = []
+        for start, entry in old_kept:
+            words = self.changed.get((path, start))
+            expected.append(entry if words is None else entry[:2] + (tuple(words),))
+        added = 0 if self.state == "absent" else old_added + self.added.get(path, 0)
+        if [entry for dummy, entry in new_kept] != expected or new_added != added:
+            raise ApacheConfigError(path, None, "the edit would change more than the OCSP stapling directives", "edit this file by hand")
+
+
+def _signature(path: str, text: str, parsed: tuple | None = None) -> tuple:
+    """Every directive (depth, name, words) keyed by start offset, apart from those just below an
+    "added" marker line, which come as a count."""
+    directives, comments = parsed or _parse(path, text)
+    config_file = ConfigFile(path, text, "\n", directives, comments)
+    added_lines = set(line + 1 for line in comments if _marker_kind(text, config_file, line)[0] == "added")
+    kept = []
+    count = 0
+    for directive, depth in _walk(directives):
+        if directive.line in added_lines:
+            count += 1
+        else:
+            kept.append((directive.start, (depth, directive.key, tuple(directive.words))))
+    return kept, count
+
+
+def _insertion_point(config_file: ConfigFile, vhost: Directive) -> tuple:
+    """Where new lines go in a vhost, and their indentation: after the last SSL* directive of the
+    vhost's own lines, else after its ServerName / ServerAlias, else after any directive, else
+    right after the ``<VirtualHost>`` line."""
+    text = config_file.text
+    children = [child for child in vhost.block if child.block is None]
+    groups = (
+        [child for child in children if child.key.startswith("ssl")],
+        [child for child in children if child.key in ("servername", "serveralias")],
+        children,
+    )
+    for group in groups:
+        if group:
+            anchor = group[-1]
+            return anchor.end, _indent(text, anchor.start)
+    if vhost.block:
+        indent = _indent(text, vhost.block[0].start)
+    else:
+        outer = _indent(text, vhost.start)
+        indent = outer + ("\t" if outer.startswith("\t") else "    ")
+    return vhost.end, indent
+
+
+def _splice(text: str, ops: list) -> str:
+    pieces = []
+    pos = 0
+    for start, end, new in sorted(ops, key=lambda op: (op[0], op[1])):
+        pieces.append(text[pos:start])
+        pieces.append(new)
+        pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def _sites_at(config: ApacheConfig) -> dict:
+    found = {}
+    for site in config.sites():
+        for directive in _deep(site.directive.block):
+            found.setdefault((directive.path, directive.start), []).append(site)
+    return found
+
+
+def _select(config: ApacheConfig, chains: dict) -> list:
+    wanted = {os.path.normpath(path): chain for path, chain in chains.items()}
+    selected = []
+    for site in config.tls_sites():
+        for path in site.ssl_certificate_file:
+            chain = wanted.get(os.path.normpath(path))
+            if chain is not None:
+                selected.append((site, chain))
+                break
+    return selected
+
+
+def _plan(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: str, state: str) -> _Plan:
+    plan = _Plan(config, state)
+    if state == "present":
+        for site, chain in _select(config, chains):
+            plan.present(site, chain)
+        plan.present_ops()
+        plan.present_cache(cache_path, cache_spec)
+    elif state == "absent":
+        sites_at = _sites_at(config)
+        for path in config.files:
+            plan.absent(path, sites_at)
+        plan.absent_cache(cache_path)
+    else:
+        raise ValueError("state must be present or absent, got %r" % (state,))
+    return plan
+
+
+def _summary(plan: _Plan) -> list:
+    entries = []
+    by_key = {}
+    for site, path, line, change in plan.notes:
+        key = site if site is not None else (path, line)
+        if key not in by_key:
+            by_key[key] = {
+                "path": path,
+                "line": line,
+                "index": None if site is None else site.index,
+                "server_names": [] if site is None else site.server_names,
+                "changes": [],
+            }
+            entries.append(by_key[key])
+        if change not in by_key[key]["changes"]:
+            by_key[key]["changes"].append(change)
+    return entries
+
+
+def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present") -> tuple:
+    """(edits, summary).
+
+    edits: {real path: new text, or None to delete the file}, only for files that change.
+    present: in every TLS vhost one of whose SSLCertificateFile paths is a key of ``chains``,
+    SSLUseStapling on, SSLStaplingResponderTimeout 5, SSLStaplingReturnResponderErrors off and
+    SSLCACertificateFile <chain> (not in a vhost that verifies client certificates); and
+    ``cache_path`` holding ``SSLStaplingCache <cache_spec>`` unless one is in effect at server scope.
+    absent: undo what present did, in every loaded file; delete ``cache_path`` if it holds only
+    what present wrote. summary: [{path, line, index, server_names, changes: [...]}].
+    """
+    with _collector_paused():
+        plan = _plan(config, chains, cache_path, cache_spec, state)
+        return plan.texts(), _summary(plan)
+
+
+def stapling_edits(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present") -> dict:
+    return plan_stapling(config, chains, cache_path=cache_path, cache_spec=cache_spec, state=state)[0]
+
+
+def edit_summary(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present") -> list:
+    return plan_stapling(config, chains, cache_path=cache_path, cache_spec=cache_spec, state=state)[1]

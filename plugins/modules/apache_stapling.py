@@ -1,0 +1,252 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: apache_stapling
+short_description: Turn OCSP stapling on or off in the Apache virtual hosts of chosen certificates
+version_added: 0.1.0
+description:
+  - Edits the Apache configuration in place, surgically, for every TLS site (C(<VirtualHost>) with
+    C(SSLEngine on)) that serves one of the certificates in O(chains) - ensuring C(SSLUseStapling on),
+    C(SSLStaplingResponderTimeout 5), C(SSLStaplingReturnResponderErrors off) and
+    C(SSLCACertificateFile <chain>).
+  - A site that verifies client certificates keeps its CA set; the result says how Apache finds the
+    issuer there instead.
+  - Ensures exactly one C(SSLStaplingCache) at server scope (outside every virtual host, where Apache
+    allows it), in a file of its own (O(cache_path)), and creates the symlinks in O(links) (Debian's
+    C(conf-enabled) entry, and C(mods-enabled) for C(socache_shmcb) when it is not loaded).
+  - Comments, order, case, indentation and line endings are kept; C(Include) / C(IncludeOptional) globs
+    are followed; a symlinked site is edited at its target. Apache allows no comment after a directive,
+    so every line added or changed gets a C(# ocsp.stapling) comment line above it, which
+    O(state=absent) uses to remove exactly what was added and restore what was changed.
+  - The change is a transaction - a per-host lock, a backup of every touched file, atomic writes that
+    keep owner, mode and SELinux context, then O(test_command). If the test fails, every file and link
+    is put back byte for byte and the task fails with Apache's message. The module does not reload
+    Apache; the role does, gracefully, through a handler.
+author:
+  - ocsp.stapling maintainers (@ocsp-stapling)
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change, with the diff, and writes nothing.
+  diff_mode:
+    support: full
+    description: Before and after of every file that changes.
+  platform:
+    support: full
+    platforms: posix
+    description: Needs only Python's standard library and Apache httpd on the managed host.
+options:
+  conf_path:
+    description: Main Apache configuration file (RV(ocsp.stapling.server_info#module:conf_path)).
+    type: path
+    required: true
+  server_root:
+    description: ServerRoot, for relative paths (RV(ocsp.stapling.server_info#module:server_root)); default the folder of O(conf_path).
+    type: path
+  env:
+    description: Variables for C(${VAR}) in the configuration (RV(ocsp.stapling.server_info#module:env)).
+    type: dict
+    default: {}
+  modules:
+    description: Loaded modules, to judge C(<IfModule>) (RV(ocsp.stapling.server_info#module:modules)); null counts every C(<IfModule>) as true.
+    type: list
+    elements: str
+  chains:
+    description:
+      - Maps certificate paths (RV(ocsp.stapling.server_info#module:sites[].ssl_certificate)) to the full chain
+        file (intermediates then root) for C(SSLCACertificateFile). A site is chosen when one of its certificates is a key.
+    type: dict
+    default: {}
+  cache_path:
+    description:
+      - The file that holds the server-scope C(SSLStaplingCache) when none is in effect yet, for example
+        C(/etc/apache2/conf-available/ocsp-stapling.conf) (Debian) or C(/etc/httpd/conf.d/ocsp-stapling.conf) (RHEL).
+    type: path
+    required: true
+  cache_spec:
+    description: The C(SSLStaplingCache) value; the run folder differs per distribution.
+    type: str
+    default: shmcb:${APACHE_RUN_DIR}/ocsp-stapling(128000)
+  links:
+    description:
+      - Symlinks to create with O(state=present) (link path -> target, as C(a2enconf) and C(a2enmod) make them),
+        and to remove with O(state=absent) when they point at that target.
+    type: dict
+    default: {}
+  state:
+    description: V(present) turns stapling on; V(absent) removes what this module added and restores what it changed.
+    type: str
+    choices: [present, absent]
+    default: present
+  test_command:
+    description: The command that validates the whole configuration after the edit and before any reload.
+    type: list
+    elements: str
+    default: [apachectl, -t]
+  lock_path:
+    description: Lock file that serialises configuration changes on the host.
+    type: path
+    default: /run/lock/ocsp-stapling.lock
+  backup_dir:
+    description: Folder that receives a copy of every file before it is changed (never beside it, where an Include glob would load it).
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Find Apache and its TLS sites
+  ocsp.stapling.server_info:
+    server: apache
+  register: web
+
+- name: Turn stapling on for the sites of one certificate (Debian layout)
+  ocsp.stapling.apache_stapling:
+    conf_path: "{{ web.conf_path }}"
+    server_root: "{{ web.server_root }}"
+    env: "{{ web.env }}"
+    modules: "{{ web.modules }}"
+    chains:
+      /etc/ssl/certs/www.example.com.pem: /etc/ssl/ocsp-stapling/www.example.com.chain.pem
+    cache_path: /etc/apache2/conf-available/ocsp-stapling.conf
+    links:
+      /etc/apache2/conf-enabled/ocsp-stapling.conf: ../conf-available/ocsp-stapling.conf
+  notify: Reload Apache
+"""
+
+RETURN = r"""
+files:
+  description: Files changed, created or removed (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+links:
+  description: Symlinks created or removed.
+  returned: always
+  type: list
+  elements: str
+sites:
+  description: Per touched site (and for the cache), what changed or how the issuer is found.
+  returned: always
+  type: list
+  elements: dict
+restored:
+  description: Paths put back after a failed server test.
+  returned: failure
+  type: list
+  elements: str
+test_output:
+  description: What the server test printed when it failed.
+  returned: failure
+  type: str
+"""
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig, ApacheConfigError, plan_stapling
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError, read_text, text_bytes
+
+
+def link_changes(links: dict, state: str) -> list:
+    """The symlinks to create (present, where nothing is) or remove (absent, where ours is)."""
+    changes = []
+    for path, target in sorted(links.items()):
+        exists = os.path.lexists(path)
+        if state == "present" and not exists:
+            changes.append(path)
+        elif state == "absent" and exists and os.path.islink(path) and os.readlink(path) == target:
+            changes.append(path)
+    return changes
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            conf_path=dict(type="path", required=True),
+            server_root=dict(type="path"),
+            env=dict(type="dict", default={}),
+            modules=dict(type="list", elements="str"),
+            chains=dict(type="dict", default={}),
+            cache_path=dict(type="path", required=True),
+            cache_spec=dict(type="str", default="shmcb:${APACHE_RUN_DIR}/ocsp-stapling(128000)"),
+            links=dict(type="dict", default={}),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            test_command=dict(type="list", elements="str", default=["apachectl", "-t"]),
+            lock_path=dict(type="path", default="/run/lock/ocsp-stapling.lock"),
+            backup_dir=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+
+    def writer(path: str, data: bytes) -> None:
+        # atomic_move keeps the owner, mode and SELinux context of the file it replaces.
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".ocsp-stapling-")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        if not os.path.exists(path):
+            os.chmod(temporary, 0o644)
+        module.atomic_move(temporary, path)
+
+    lock_path = params["lock_path"]
+    if not os.path.isdir(os.path.dirname(lock_path)):
+        lock_path = os.path.join(tempfile.gettempdir(), os.path.basename(lock_path))
+    modules = set(params["modules"]) if params["modules"] is not None else None
+    try:
+        with HostLock(lock_path):
+            config = ApacheConfig.load(params["conf_path"], reader=read_text, server_root=params["server_root"], env=params["env"], modules=modules)
+            edits, summary = plan_stapling(config, params["chains"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
+                                           state=params["state"])
+            links = link_changes(params["links"], params["state"])
+
+            def before(path: str) -> str:
+                if path in config.files:
+                    return config.files[path].text
+                return read_text(path) if os.path.exists(path) else ""
+
+            result = dict(
+                changed=bool(edits or links),
+                files=sorted(edits),
+                links=links,
+                sites=summary,
+                diff=[dict(before_header=path, after_header=path, before=before(path), after=text or "") for path, text in sorted(edits.items())],
+            )
+            if not result["changed"] or module.check_mode:
+                module.exit_json(**result)
+            transaction = FileTransaction(writer=writer, backup_dir=params["backup_dir"])
+            try:
+                for path, text in edits.items():
+                    if text is None:
+                        transaction.remove(path)
+                    else:
+                        transaction.write(path, text_bytes(text))
+                for path in links:
+                    if params["state"] == "present":
+                        transaction.link(path, params["links"][path])
+                    else:
+                        transaction.unlink(path)
+            except OSError as exc:
+                restored = transaction.rollback()
+                module.fail_json(msg="could not change %s (%s); everything was put back" % (exc.filename, exc.strerror), restored=restored, **result)
+            rc, out, err = module.run_command(params["test_command"], environ_update=params["env"])
+            if rc != 0:
+                restored = transaction.rollback()
+                output = (err + out).strip()
+                module.fail_json(
+                    msg="%s failed after the edit, so every changed file was restored byte for byte and nothing was reloaded: %s" % (
+                        " ".join(params["test_command"]), output),
+                    restored=restored, test_output=output, **result)
+    except (ApacheConfigError, TransactionError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The main job on a real Apache: playbooks/enable.yml through ansible-playbook, on a Debian-shaped tree.
+
+The bench's Apache runs from a configuration laid out as Debian ships it (mods-, conf- and
+sites-available with -enabled symlinks), with socache_shmcb available but not enabled, a vhost in an
+<IfModule mod_ssl.c> wrapper, a CRLF file with a continued line and mixed-case directives, a vhost
+with stapling turned off by hand and one whose certificate has no OCSP URL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench import Bench
+from bench.layouts import debian_apache, debian_nginx, write_inventory
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO / "playbooks" / "enable.yml"
+
+
+def snapshot(folder: Path) -> dict:
+    """Every configuration byte and symlink under the server folder (logs, run and htdocs excluded)."""
+    skipped = {"logs", "run", "htdocs"}
+    return {
+        str(path.relative_to(folder)): ("-> " + os.readlink(path) if path.is_symlink() else path.read_bytes())
+        for path in sorted(folder.rglob("*"))
+        if (path.is_file() or path.is_symlink()) and path.relative_to(folder).parts[0] not in skipped
+    }
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    root = tmp_path_factory.mktemp("apache-role")
+    with Bench(root) as bench:
+        apache = debian_apache(bench, root)
+        inventory = write_inventory(root / "inventory.yml", {"web2": apache.variables})
+        yield {"bench": bench, "server": apache.server, "folder": apache.folder, "inventory": inventory, "root": root,
+               "original": snapshot(apache.folder)}
+
+
+def play(inventory: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory), str(PLAYBOOK), *extra]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def recap(output: str, name: str = "web2") -> dict:
+    match = re.search(r"^%s\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)" % name, output, re.MULTILINE)
+    assert match, output
+    return {"ok": int(match.group(1)), "changed": int(match.group(2)), "failed": int(match.group(3))}
+
+
+def test_0_server_info_agrees_with_apachectl_dump(host, localhost):
+    """The collection's view of the virtual hosts is Apache's own (`apache2 -S`)."""
+    folder, server = host["folder"], host["server"]
+    dump = subprocess.run(["apache2", "-d", str(folder), "-f", str(server.conf_path), "-S"], capture_output=True, text=True, check=True).stdout
+    apache_view = {(name, os.path.basename(path), int(line)) for name, path, line in re.findall(r"namevhost (\S+) \((.+):(\d+)\)", dump)}
+    server_info = getattr(localhost, "ocsp.stapling.server_info")
+    info = dict(server_info(server="apache", apache_conf=str(server.conf_path), apache_server_root=str(folder))["localhost"])
+    assert not info.get("failed"), info.get("msg")
+    our_view = {(site["server_names"][0], os.path.basename(site["path"]), site["line"]) for site in info["sites"]}
+    assert our_view == apache_view and len(our_view) == 3
+    assert info["layout"] == "debian" and "socache_shmcb_module" not in info["modules"] and "ssl_module" in info["modules"]
+    aliases = {site["server_names"][0]: site["server_names"][1:] for site in info["sites"]}
+    assert aliases["shop.test"] == ["www.shop.test"] and "alias www.shop.test" in dump
+
+
+def test_1_check_mode_changes_no_byte(host):
+    run = play(host["inventory"], "--check", "--diff")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert recap(run.stdout)["changed"] > 0
+    assert "SSLUseStapling on" in run.stdout
+    assert snapshot(host["folder"]) == host["original"]
+    assert not (host["root"] / "chains").exists()
+
+
+def test_2_converge_staples_and_verifies(host):
+    run = play(host["inventory"], "--diff")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert recap(run.stdout)["changed"] > 0
+    folder = host["folder"]
+    default = (folder / "sites-available" / "default-ssl.conf").read_text()
+    assert "SSLUseStapling on\n" in default and "SSLStaplingResponderTimeout 5\n" in default
+    assert "SSLStaplingReturnResponderErrors off\n" in default
+    assert "SSLCACertificateFile " + str(host["root"] / "chains") in default
+    shop = (folder / "sites-available" / "shop.conf").read_bytes()
+    assert b"\n" not in shop.replace(b"\r\n", b"")  # every line still ends in CRLF
+    assert b"SSLUseStapling on\r\n" in shop and b"ocsp.stapling: was off" in shop
+    assert b"ocsp.stapling" not in shop.split(b"ServerName nourl.test")[1]
+    # One server-scope stapling cache, in its own enabled file; socache_shmcb enabled as a2enmod does.
+    cache = folder / "conf-available" / "ocsp-stapling.conf"
+    assert "SSLStaplingCache shmcb:%s/run/ocsp-stapling(128000)" % folder in cache.read_text()
+    assert os.readlink(folder / "conf-enabled" / "ocsp-stapling.conf") == "../conf-available/ocsp-stapling.conf"
+    assert os.readlink(folder / "mods-enabled" / "socache_shmcb.load") == "../mods-available/socache_shmcb.load"
+    assert (folder / "sites-enabled" / "shop.conf").is_symlink()
+    # Everything went under the configuration's own ServerRoot, not the compiled-in /etc/apache2.
+    assert not os.path.lexists("/etc/apache2/conf-available/ocsp-stapling.conf")
+    assert "nourl.test" in run.stdout and "not applicable" in run.stdout
+    assert re.search(r"\(good\.test\)\s+ok\s+good", run.stdout), run.stdout
+    assert re.search(r"\(shop\.test\)\s+ok\s+good", run.stdout), run.stdout
+
+
+def test_3_second_run_changes_nothing(host):
+    run = play(host["inventory"])
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert recap(run.stdout)["changed"] == 0
+
+
+def test_4_failed_server_test_restores_every_byte_and_apache_keeps_serving(host):
+    folder = host["folder"]
+    # Undo the stapling of shop.conf by hand, so that the run has an edit to make and test.
+    (folder / "sites-available" / "shop.conf").write_bytes(host["original"]["sites-available/shop.conf"])
+    (folder / "conf-enabled" / "broken.conf").write_text("NoSuchDirective on\n")
+    before = snapshot(folder)
+    run = play(host["inventory"])
+    assert run.returncode != 0
+    assert "every changed file was restored byte for byte" in run.stdout
+    assert "NoSuchDirective" in run.stdout
+    assert snapshot(folder) == before
+    assert host["server"].running()
+    (folder / "conf-enabled" / "broken.conf").unlink()
+
+
+def test_5_state_absent_returns_the_original_bytes(host):
+    run = play(host["inventory"], "-e", "apache_stapling_state=absent")
+    assert run.returncode == 0, run.stdout + run.stderr
+    after = snapshot(host["folder"])
+    # socache_shmcb stays enabled (other caches may use it); everything else is as it was.
+    assert after.pop("mods-enabled/socache_shmcb.load") == "-> ../mods-available/socache_shmcb.load"
+    assert after == host["original"]
+    run = play(host["inventory"], "-e", "apache_stapling_state=absent")
+    assert recap(run.stdout)["changed"] == 0
+
+
+def test_6_old_apache_is_refused_with_both_versions(host, tmp_path):
+    fake = tmp_path / "apache2"
+    fake.write_text("#!/bin/sh\necho 'Server version: Apache/2.2.34 (Unix)'\n")
+    fake.chmod(0o755)
+    run = play(host["inventory"], "-e", "apache_stapling_binary=%s" % fake)
+    assert run.returncode != 0
+    assert "Apache 2.2.34 on web2 cannot staple OCSP responses: version 2.3.3 or later is needed" in run.stdout
+
+
+def test_7_enable_on_a_host_with_both_servers_handles_both(tmp_path_factory):
+    root = tmp_path_factory.mktemp("both")
+    (root / "n").mkdir()
+    (root / "a").mkdir()
+    with Bench(root) as bench:
+        nginx = debian_nginx(bench, root / "n")
+        apache = debian_apache(bench, root / "a")
+        variables = dict(nginx.variables, **apache.variables)
+        variables["enable_servers"] = ["nginx", "apache"]
+        inventory = write_inventory(root / "inventory.yml", {"web3": variables})
+        run = play(inventory)
+        assert run.returncode == 0, run.stdout + run.stderr
+        tables = re.findall(r"127\.0\.0\.1:(\d+) \((good|shop)\.test\)\s+ok\s+good", run.stdout)
+        assert {(int(port), name) for port, name in tables} == {
+            (nginx.server.port, "good"), (nginx.server.port, "shop"), (apache.server.port, "good"), (apache.server.port, "shop")}
+        assert recap(play(inventory).stdout, "web3")["changed"] == 0
