@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._verify import VerifyError, format_table, site_targets, targets_for
+from ansible_collections.ocsp.stapling.plugins.module_utils._verify import VerifyError, format_table, results_for, site_targets, targets_for
 
 
 def verify_targets(endpoints, address, port=443):
@@ -31,6 +31,14 @@ def verify_site_targets(sites, address, certificates=None):
         raise AnsibleFilterError("ocsp.stapling.verify_site_targets expects the sites list of ocsp.stapling.server_info: %s" % exc) from None
 
 
+def verify_results_for(results, targets):
+    try:
+        return results_for(results, targets)
+    except (VerifyError, KeyError, TypeError) as exc:
+        raise AnsibleFilterError("ocsp.stapling.verify_results_for expects the targets list of ocsp.stapling.verify and a list of targets: %s" % exc) from None
+
+
 class FilterModule:
     def filters(self):
-        return {"verify_targets": verify_targets, "verify_table": verify_table, "verify_site_targets": verify_site_targets}
+        return {"verify_targets": verify_targets, "verify_table": verify_table, "verify_site_targets": verify_site_targets,
+                "verify_results_for": verify_results_for}

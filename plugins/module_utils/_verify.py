@@ -303,3 +303,9 @@ def site_targets(sites: list, address: str, certificates=None) -> list:
             seen.add(key)
             targets.append({"host": address, "port": port, "server_name": names[0] if names else address})
     return targets
+
+
+def results_for(results: list, targets: list) -> list:
+    """The results of ``targets`` (matched on host, port and server name), in the order of ``results``."""
+    wanted = {target.label for target in parse_targets(targets)}
+    return [result for result in results if _label(result) in wanted]

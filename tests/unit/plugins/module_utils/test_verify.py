@@ -22,6 +22,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
     failure_message,
     format_table,
     parse_targets,
+    results_for,
     site_targets,
     summarise,
     targets_for,
@@ -193,3 +194,9 @@ def test_site_targets_from_nginx_and_apache_sites():
         {"host": "192.0.2.1", "port": 443, "server_name": "192.0.2.1"},
     ]
     assert site_targets([nginx, apache], "192.0.2.1", ["/c/shop.pem"]) == [{"host": "192.0.2.1", "port": 8443, "server_name": "shop.example.com"}]
+
+
+def test_results_for_matches_host_port_and_name():
+    results = [result("a.test", True), dict(result("a.test", False), port=8443), result("b.test", False)]
+    assert results_for(results, [{"host": "127.0.0.1", "port": 8443, "server_name": "a.test"}]) == [results[1]]
+    assert results_for(results, ["127.0.0.1:443"]) == []
