@@ -74,9 +74,10 @@ venv: os-deps ## Create .venv/ from the pinned requirements.txt
 bench-venv: os-deps ## Create .venv-bench/ from benchmarks/requirements.txt (sslyze, crossplane)
 	@scripts/ensure-venv.sh "$(BENCH_VENV)" benchmarks/requirements.txt "$(BASE_PYTHON)"
 
-collections: ## Link the collection into .build/collections (ANSIBLE_COLLECTIONS_PATH)
+collections: venv ## Link the collection into .build/collections (ANSIBLE_COLLECTIONS_PATH), with its dependencies
 	@mkdir -p "$(dir $(COLLECTION_LINK))"
 	@[[ "$$(readlink "$(COLLECTION_LINK)")" == "$(ROOT)" ]] || ln -sfn "$(ROOT)" "$(COLLECTION_LINK)"
+	@scripts/install-collection-deps.sh "$(PY)" "$(COLLECTIONS)"
 
 # ansible-test downloads a pip bootstrap script from a host these machines cannot reach.
 ansible-test-seed: venv ## Seed ansible-test's pip bootstrap cache (~/.ansible/test/cache)

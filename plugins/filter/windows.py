@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that read a Windows host's HTTP.sys bindings and plan OCSP stapling there, on the controller."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.ocsp.stapling.plugins.module_utils import _windows
+
+
+def _text(data, name: str) -> str:
+    """The output of a command, or of a mapping with stdout such as a win_command result."""
+    if isinstance(data, Mapping) and isinstance(data.get("stdout"), str):
+        return data["stdout"]
+    if isinstance(data, str):
+        return data
+    raise AnsibleFilterError("ocsp.stapling.%s: expected the output of netsh http show sslcert as text or a command result "
+                             "with stdout" % name)
+
+
+def windows_sslcert(data):
+    try:
+        return _windows.parse_sslcert(_text(data, "windows_sslcert"))
+    except _windows.WindowsParseError as exc:
+        raise AnsibleFilterError("ocsp.stapling.windows_sslcert: %s" % exc) from None
+
+
+def windows_gate(facts):
+    try:
+        return _windows.version_gate(dict(facts) if isinstance(facts, Mapping) else facts)
+    except _windows.WindowsParseError as exc:
+        raise AnsibleFilterError("ocsp.stapling.windows_gate: %s" % exc) from None
+
+
+def _iis(data):
+    """IIS bindings as a list: ConvertTo-Json text is decoded, and its lone object (one binding) wrapped."""
+    if isinstance(data, Mapping) and isinstance(data.get("stdout"), str):
+        data = data["stdout"]
+    if isinstance(data, str):
+        if not data.strip():
+            return None
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise AnsibleFilterError("ocsp.stapling.windows_plan: iis_bindings is text but not JSON (%s); pass the output of "
+                                     "Get-WebBinding ... | ConvertTo-Json" % exc) from None
+    if isinstance(data, Mapping):
+        return [dict(data)]
+    if data is None or isinstance(data, list):
+        return [dict(item) if isinstance(item, Mapping) else item for item in data or []]
+    raise AnsibleFilterError("ocsp.stapling.windows_plan: iis_bindings must be a list of bindings, JSON text or null")
+
+
+def windows_plan(gate, bindings, iis_bindings=None):
+    if not isinstance(bindings, list):
+        raise AnsibleFilterError("ocsp.stapling.windows_plan: bindings must be the list that windows_sslcert returns")
+    try:
+        return _windows.plan(dict(gate) if isinstance(gate, Mapping) else gate, bindings, _iis(iis_bindings))
+    except _windows.WindowsParseError as exc:
+        raise AnsibleFilterError("ocsp.stapling.windows_plan: %s" % exc) from None
+
+
+def windows_netsh_update(binding):
+    if not isinstance(binding, Mapping):
+        raise AnsibleFilterError("ocsp.stapling.windows_netsh_update: expected one binding from windows_sslcert or windows_plan")
+    try:
+        return _windows.netsh_update_command(dict(binding))
+    except _windows.WindowsParseError as exc:
+        raise AnsibleFilterError("ocsp.stapling.windows_netsh_update: %s" % exc) from None
+
+
+class FilterModule:
+    def filters(self):
+        return {"windows_sslcert": windows_sslcert, "windows_gate": windows_gate, "windows_plan": windows_plan,
+                "windows_netsh_update": windows_netsh_update}
