@@ -91,7 +91,7 @@ def module_run(root: Path, chains: dict, env: dict, check: bool) -> float:
 
 def in_process_load(root: Path, env: dict) -> float:
     code = ("import time, sys; from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig; "
-            "from ansible_collections.ocsp.stapling.plugins.module_utils._txn import read_text; "
+            "from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text; "
             "s = time.perf_counter(); ApacheConfig.load(sys.argv[1], reader=read_text, server_root=sys.argv[2]); print(time.perf_counter() - s)")
     completed = subprocess.run([sys.executable, "-c", code, str(root / "apache2.conf"), str(root)], env=env, check=True, capture_output=True, text=True)
     return float(completed.stdout)

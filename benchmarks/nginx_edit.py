@@ -80,7 +80,7 @@ def module_run(folder: Path, chains: dict, env: dict, check: bool) -> float:
 
 def in_process_load(folder: Path, env: dict) -> float:
     code = ("import time, sys; from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig; "
-            "from ansible_collections.ocsp.stapling.plugins.module_utils._txn import read_text; "
+            "from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text; "
             "s = time.perf_counter(); NginxConfig.load(sys.argv[1], reader=read_text); print(time.perf_counter() - s)")
     return float(subprocess.run([sys.executable, "-c", code, str(folder / "nginx.conf")], env=env, check=True, capture_output=True, text=True).stdout)
 

@@ -40,7 +40,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._nginx import MARKER, _collector_paused, _glob, _indent, _line_starts, _newline, _read
+from ._configtext import MARKER, collector_paused, indent_at, line_starts, newline_of, read_text, sorted_glob, splice, summarise_notes
 
 _WAS = MARKER + ": was "
 _GLOB_CHARS = "*?["
@@ -125,7 +125,7 @@ class ConfigFile:
     comments: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self._line_starts = _line_starts(self.text)
+        self._line_starts = line_starts(self.text)
 
     def line_of(self, offset: int) -> int:
         return bisect.bisect_right(self._line_starts, offset)
@@ -389,7 +389,7 @@ class _Loader:
                                     "fix the path of the %s or create the file" % include.name)
         directives, comments = _parse(real, text)
         if real not in self.files:
-            self.files[real] = ConfigFile(real, text, _newline(text), directives, comments)
+            self.files[real] = ConfigFile(real, text, newline_of(text), directives, comments)
         for directive in directives:
             directive.parent = context
         self.stack.append(real)
@@ -517,7 +517,7 @@ class ApacheConfig:
         self.main = main
         self.files = files
         self.server_root = server_root
-        self.reader = reader or _read
+        self.reader = reader or read_text
         self._sites = None
         self._scope = None
 
@@ -534,8 +534,8 @@ class ApacheConfig:
         """
         if server_root is None:
             server_root = os.path.dirname(main_path)
-        loader = _Loader(reader or _read, globber or _glob, realpath or os.path.realpath, server_root, env, defines, modules)
-        with _collector_paused():
+        loader = _Loader(reader or read_text, globber or sorted_glob, realpath or os.path.realpath, server_root, env, defines, modules)
+        with collector_paused():
             loader.load(main_path, None, None)
         files = loader.files
         return cls(next(iter(files.values())), files, loader.server_root, reader)
@@ -554,7 +554,7 @@ class ApacheConfig:
     def sites(self) -> list:
         """Every effective ``<VirtualHost>``, in configuration order."""
         if self._sites is None:
-            with _collector_paused():
+            with collector_paused():
                 scope = self.server_scope()
                 server = _by_name(scope)
                 server_verifies = any(
@@ -748,9 +748,9 @@ class _Plan:
         ops = self.ops.setdefault(directive.path, [])
         ops.append((directive.args_start, directive.args_end, " ".join(_quote(arg) for arg in args)))
         if self.marker_above(directive) is None:
-            line_start = directive.start - len(_indent(text, directive.start))
+            line_start = directive.start - len(indent_at(text, directive.start))
             newline = self.config.files[directive.path].newline
-            ops.append((line_start, line_start, "%s%s%s%s" % (_indent(text, directive.start), _WAS, directive.raw_args, newline)))
+            ops.append((line_start, line_start, "%s%s%s%s" % (indent_at(text, directive.start), _WAS, directive.raw_args, newline)))
 
     def add_lines(self, site: Site, additions: list) -> None:
         vhost = site.directive
@@ -827,7 +827,7 @@ class _Plan:
                 if not words or "\n" in directive.raw_args:
                     raise ApacheConfigError(path, line, "the ocsp.stapling marker on this line is damaged",
                                             "restore the line below by hand and remove the marker")
-                ops.append((marker_start, directive.start - len(_indent(text, directive.start)), ""))
+                ops.append((marker_start, directive.start - len(indent_at(text, directive.start)), ""))
                 ops.append((directive.args_start, directive.args_end, recorded))
                 self.changed[(path, directive.start)] = words
                 self.note_at(sites_at, directive, "restore %s %s" % (directive.name, recorded))
@@ -853,7 +853,7 @@ class _Plan:
         edits = {}
         for path, ops in self.ops.items():
             old = self.config.files[path].text
-            new = _splice(old, ops)
+            new = splice(old, ops)
             if new != old:
                 self.check(path, old, new)
                 edits[path] = new
@@ -908,24 +908,13 @@ def _insertion_point(config_file: ConfigFile, vhost: Directive) -> tuple:
     for group in groups:
         if group:
             anchor = group[-1]
-            return anchor.end, _indent(text, anchor.start)
+            return anchor.end, indent_at(text, anchor.start)
     if vhost.block:
-        indent = _indent(text, vhost.block[0].start)
+        indent = indent_at(text, vhost.block[0].start)
     else:
-        outer = _indent(text, vhost.start)
+        outer = indent_at(text, vhost.start)
         indent = outer + ("\t" if outer.startswith("\t") else "    ")
     return vhost.end, indent
-
-
-def _splice(text: str, ops: list) -> str:
-    pieces = []
-    pos = 0
-    for start, end, new in sorted(ops, key=lambda op: (op[0], op[1])):
-        pieces.append(text[pos:start])
-        pieces.append(new)
-        pos = end
-    pieces.append(text[pos:])
-    return "".join(pieces)
 
 
 def _sites_at(config: ApacheConfig) -> dict:
@@ -965,25 +954,6 @@ def _plan(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: str, 
     return plan
 
 
-def _summary(plan: _Plan) -> list:
-    entries = []
-    by_key = {}
-    for site, path, line, change in plan.notes:
-        key = site if site is not None else (path, line)
-        if key not in by_key:
-            by_key[key] = {
-                "path": path,
-                "line": line,
-                "index": None if site is None else site.index,
-                "server_names": [] if site is None else site.server_names,
-                "changes": [],
-            }
-            entries.append(by_key[key])
-        if change not in by_key[key]["changes"]:
-            by_key[key]["changes"].append(change)
-    return entries
-
-
 def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present") -> tuple:
     """(edits, summary).
 
@@ -995,9 +965,9 @@ def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_
     absent: undo what present did, in every loaded file; delete ``cache_path`` if it holds only
     what present wrote. summary: [{path, line, index, server_names, changes: [...]}].
     """
-    with _collector_paused():
+    with collector_paused():
         plan = _plan(config, chains, cache_path, cache_spec, state)
-        return plan.texts(), _summary(plan)
+        return plan.texts(), summarise_notes(plan.notes)
 
 
 def stapling_edits(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present") -> dict:

@@ -20,14 +20,12 @@ reads those markers back, so present followed by absent gives the original bytes
 from __future__ import annotations
 
 import bisect
-import contextlib
-import gc
-import glob
 import os
 import re
 from dataclasses import dataclass, field
 
-MARKER = "# ocsp.stapling"
+from ._configtext import MARKER, collector_paused, indent_at, line_starts, newline_of, read_text, sorted_glob, splice, summarise_notes
+
 # Starts with the space the editor writes before the comment, so that removing it restores
 # the line exactly.
 _WAS_SUFFIX = " " + MARKER + ": was "
@@ -132,7 +130,7 @@ class ConfigFile:
     comments: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self._line_starts = _line_starts(self.text)
+        self._line_starts = line_starts(self.text)
 
     def line_of(self, offset: int) -> int:
         """1-based line number of an offset."""
@@ -209,15 +207,6 @@ class Site:
 # --- Lexer and parser ----------------------------------------------------------------------------
 
 
-def _line_starts(text: str) -> list:
-    starts = [0]
-    newline = text.find("\n")
-    while newline >= 0:
-        starts.append(newline + 1)
-        newline = text.find("\n", newline + 1)
-    return starts
-
-
 def _unescape(raw: str) -> str:
     if "\\" not in raw:
         return raw
@@ -253,7 +242,7 @@ def _skip_lua(path: str, text: str, pos: int, line_of, directive: Directive) -> 
 
 def _parse(path: str, text: str) -> tuple:
     """Top-level directives (with their blocks) and comment spans of one file; includes untouched."""
-    starts = _line_starts(text)
+    starts = line_starts(text)
 
     def line_of(offset: int) -> int:
         return bisect.bisect_right(starts, offset)
@@ -344,21 +333,6 @@ def _effective(directives):
             yield directive
 
 
-def _read(path: str) -> str:
-    """Default reader; newline='' keeps CRLF, surrogateescape keeps any byte."""
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        return handle.read()
-
-
-def _glob(pattern: str) -> list:
-    return sorted(glob.glob(pattern))
-
-
-def _newline(text: str) -> str:
-    first = text.find("\n")
-    return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
-
-
 class _Loader:
     def __init__(self, reader, globber, realpath, prefix: str) -> None:
         self.reader = reader
@@ -386,7 +360,7 @@ class _Loader:
         # directives knows its own context; the first parse is the one kept in `files`.
         directives, comments = _parse(real, text)
         if real not in self.files:
-            self.files[real] = ConfigFile(real, text, _newline(text), directives, comments)
+            self.files[real] = ConfigFile(real, text, newline_of(text), directives, comments)
         for directive in directives:
             directive.parent = context
         self.stack.append(real)
@@ -543,8 +517,8 @@ class NginxConfig:
         """
         if prefix is None:
             prefix = os.path.dirname(main_path)
-        loader = _Loader(reader or _read, globber or _glob, realpath or os.path.realpath, prefix)
-        with _collector_paused():
+        loader = _Loader(reader or read_text, globber or sorted_glob, realpath or os.path.realpath, prefix)
+        with collector_paused():
             loader.load(main_path, None, None)
         files = loader.files
         return cls(next(iter(files.values())), files, prefix)
@@ -603,14 +577,6 @@ def _line_end(text: str, offset: int) -> int:
     if newline < 0:
         return len(text)
     return newline - 1 if newline > 0 and text[newline - 1] == "\r" else newline
-
-
-def _indent(text: str, offset: int) -> str:
-    line_start = text.rfind("\n", 0, offset) + 1
-    end = line_start
-    while end < len(text) and text[end] in " \t":
-        end += 1
-    return text[line_start:end]
 
 
 def _is_added(text: str, start: int, end: int) -> bool:
@@ -861,7 +827,7 @@ class _Plan:
         edits = {}
         for path, ops in self.ops.items():
             old = self.config.files[path].text
-            new = _splice(old, ops)
+            new = splice(old, ops)
             if new != old:
                 self.check(path, old, new)
                 edits[path] = new
@@ -912,10 +878,10 @@ def _insertion_point(config_file: ConfigFile, server: Directive) -> tuple:
     indent = None
     for child in children:
         if starts_line(child):
-            indent = _indent(text, child.start)
+            indent = indent_at(text, child.start)
             break
     if indent is None:
-        indent = _indent(text, server.start) + ("\t" if _indent(text, server.start).startswith("\t") else "    ")
+        indent = indent_at(text, server.start) + ("\t" if indent_at(text, server.start).startswith("\t") else "    ")
     groups = (
         [child for child in children if child.name.startswith("ssl_")],
         [child for child in children if child.name in ("listen", "server_name")],
@@ -925,7 +891,7 @@ def _insertion_point(config_file: ConfigFile, server: Directive) -> tuple:
         for child in reversed(group):
             offset = next_line(child.end)
             if offset is not None:
-                return offset, _indent(text, child.start) if starts_line(child) else indent
+                return offset, indent_at(text, child.start) if starts_line(child) else indent
     offset = next_line(server.args_end + 1)
     if offset is None:
         raise NginxConfigError(server.path, server.line, "this server block has no line that new directives can follow",
@@ -933,25 +899,12 @@ def _insertion_point(config_file: ConfigFile, server: Directive) -> tuple:
     return offset, indent
 
 
-def _splice(text: str, ops: list) -> str:
-    pieces = []
-    pos = 0
-    # Edits never overlap: replacements are inside a line, markers at its end, new lines at the
-    # start of the next one (and `check` would catch a mistake).
-    for start, end, new in sorted(ops, key=lambda op: (op[0], op[1])):
-        pieces.append(text[pos:start])
-        pieces.append(new)
-        pos = end
-    pieces.append(text[pos:])
-    return "".join(pieces)
-
-
 def _signature(path: str, text: str, parsed: tuple | None = None) -> tuple:
     """Every directive (depth, name, args, Lua body) in order, keyed by start offset, apart from
     those on lines this module added, which come as a count. ``parsed`` is the (directives, comments)
     of ``text`` when they are at hand already."""
     directives, comments = parsed or _parse(path, text)
-    starts = _line_starts(text)
+    starts = line_starts(text)
     added = set(bisect.bisect_right(starts, start) for start, end in comments if _is_added(text, start, end))
     kept = []
     count = 0
@@ -998,20 +951,6 @@ def _plan(config: NginxConfig, chains: dict, resolver: list | None, include_defa
     return plan
 
 
-@contextlib.contextmanager
-def _collector_paused():
-    """Parsing makes a few objects per directive, all alive until the run ends; Python's cyclic
-    collector would walk them again at every threshold, so that time grew with the square of the
-    configuration's size (measured: 4,000 server blocks took 5x as long to load as 2,000)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def stapling_edits(config: NginxConfig, chains: dict, *, resolver: list | None = None, include_default_servers: bool = True,
                    state: str = "present") -> dict:
     """{real path: new text} for every file whose text changes; empty when nothing is to do.
@@ -1021,7 +960,7 @@ def stapling_edits(config: NginxConfig, chains: dict, *, resolver: list | None =
     their sockets. absent: undo, in every loaded file, what present did (``chains`` and the
     other options are not used).
     """
-    with _collector_paused():
+    with collector_paused():
         return _plan(config, chains, resolver, include_default_servers, state).texts()
 
 
@@ -1029,32 +968,13 @@ def edit_summary(config: NginxConfig, chains: dict, *, resolver: list | None = N
                  state: str = "present") -> list:
     """What :func:`stapling_edits` would change, per site, for people:
     [{path, line, index, server_names, changes: ["add ssl_stapling on", ...]}]."""
-    with _collector_paused():
-        return _summary(_plan(config, chains, resolver, include_default_servers, state))
+    with collector_paused():
+        return summarise_notes(_plan(config, chains, resolver, include_default_servers, state).notes)
 
 
 def plan_stapling(config: NginxConfig, chains: dict, *, resolver: list | None = None, include_default_servers: bool = True,
                   state: str = "present") -> tuple:
     """(:func:`stapling_edits`, :func:`edit_summary`) from one plan, for callers that want both."""
-    with _collector_paused():
+    with collector_paused():
         plan = _plan(config, chains, resolver, include_default_servers, state)
-        return plan.texts(), _summary(plan)
-
-
-def _summary(plan) -> list:
-    entries = []
-    by_key = {}
-    for site, path, line, change in plan.notes:
-        key = site if site is not None else (path, line)
-        if key not in by_key:
-            by_key[key] = {
-                "path": path,
-                "line": line,
-                "index": None if site is None else site.index,
-                "server_names": [] if site is None else list(site.server_names),
-                "changes": [],
-            }
-            entries.append(by_key[key])
-        if change not in by_key[key]["changes"]:
-            by_key[key]["changes"].append(change)
-    return entries
+        return plan.texts(), summarise_notes(plan.notes)

@@ -156,14 +156,3 @@ class FileTransaction:
         if failures:
             raise TransactionError("could not restore %s: restore them from the backups by hand" % ", ".join(failures))
         return list(self.originals)
-
-
-def read_text(path: str) -> str:
-    """A config file as text that writes back to the very same bytes (CRLF and odd bytes included)."""
-    with open(path, "r", encoding="utf-8", errors="surrogateescape", newline="") as stream:
-        return stream.read()
-
-
-def text_bytes(text: str) -> bytes:
-    """The inverse of read_text."""
-    return text.encode("utf-8", errors="surrogateescape")

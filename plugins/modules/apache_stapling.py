@@ -30,13 +30,9 @@ description:
     Apache; the role does, gracefully, through a handler.
 author:
   - ocsp.stapling maintainers (@ocsp-stapling)
+extends_documentation_fragment:
+  - ocsp.stapling.attributes.config_edit
 attributes:
-  check_mode:
-    support: full
-    description: Reports what would change, with the diff, and writes nothing.
-  diff_mode:
-    support: full
-    description: Before and after of every file that changes.
   platform:
     support: full
     platforms: posix
@@ -151,7 +147,8 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig, ApacheConfigError, plan_stapling
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError, read_text, text_bytes
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text, text_bytes
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError
 
 
 def link_changes(links: dict, state: str) -> list:

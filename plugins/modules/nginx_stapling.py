@@ -30,13 +30,9 @@ description:
     nginx; the role does that through a handler.
 author:
   - ocsp.stapling maintainers (@ocsp-stapling)
+extends_documentation_fragment:
+  - ocsp.stapling.attributes.config_edit
 attributes:
-  check_mode:
-    support: full
-    description: Reports what would change, with the diff, and writes nothing.
-  diff_mode:
-    support: full
-    description: Before and after of every file that changes.
   platform:
     support: full
     platforms: posix
@@ -145,7 +141,8 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError, plan_stapling
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError, read_text, text_bytes
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text, text_bytes
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError
 
 
 def host_resolvers(path: str = "/etc/resolv.conf") -> list:

@@ -26,13 +26,9 @@ description:
   - Needs only Python's standard library and the server's own binary on the managed host.
 author:
   - ocsp.stapling maintainers (@ocsp-stapling)
+extends_documentation_fragment:
+  - ocsp.stapling.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    description: Reads only, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing.
   platform:
     support: full
     platforms: posix
@@ -249,7 +245,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
     parse_nginx_version,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import read_text
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text
 
 
 def find_binary(module: AnsibleModule, server: str) -> str | None:

@@ -28,13 +28,9 @@ author:
 requirements:
   - pyOpenSSL >= 22.1 (TLS client that can ask for the certificate status)
   - cryptography >= 40 (OCSP parsing and signature checks)
+extends_documentation_fragment:
+  - ocsp.stapling.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    description: Nothing is changed either way, so check mode runs every check.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is nothing to diff.
   platform:
     support: full
     platforms: posix
