@@ -21,10 +21,22 @@ class TransactionError(Exception):
     """The transaction could not start, or could not put the files back; the message says which file."""
 
 
+class ChangeRefused(TransactionError):
+    """The change was made, refused and undone; ``restored`` lists the paths put back."""
+
+    def __init__(self, message: str, restored: list, test_output: str | None = None) -> None:
+        super().__init__(message)
+        self.restored = restored
+        self.test_output = test_output
+
+
 class HostLock:
     """An exclusive flock on ``path``, waited for at most ``timeout`` seconds."""
 
     def __init__(self, path: str, timeout: float = 60.0) -> None:
+        if not os.path.isdir(os.path.dirname(path) or "."):
+            # Not every host has /run/lock; the temporary folder serialises runs just as well.
+            path = os.path.join(tempfile.gettempdir(), os.path.basename(path))
         self.path = path
         self.timeout = timeout
         self._fd = None
@@ -99,6 +111,7 @@ class FileTransaction:
         self._writer = writer
         self._backup_dir = backup_dir
         self.originals = {}  # real path -> original bytes, or None where nothing was; in the order first touched
+        self.current = None  # the path being changed, to name it when the change fails
 
     def _remember(self, path: str) -> None:
         if path in self.originals:
@@ -113,21 +126,25 @@ class FileTransaction:
 
     def write(self, path: str, data: bytes) -> None:
         path = os.path.realpath(path)  # a symlinked site is edited at its target; the link stays
+        self.current = path
         self._remember(path)
         self._writer(path, data)
 
     def remove(self, path: str) -> None:
         path = os.path.realpath(path)
+        self.current = path
         self._remember(path)
         os.unlink(path)
 
     def link(self, path: str, target: str) -> None:
         """Create the symlink ``path`` -> ``target`` (as a2enmod / a2enconf do); nothing must be there."""
+        self.current = path
         self.originals.setdefault(path, None)
         os.symlink(target, path)
 
     def unlink(self, path: str) -> None:
         """Remove the symlink ``path`` itself (as a2disconf does), never its target."""
+        self.current = path
         self.originals.setdefault(path, _Symlink(os.readlink(path)))
         os.unlink(path)
 
@@ -156,3 +173,37 @@ class FileTransaction:
         if failures:
             raise TransactionError("could not restore %s: restore them from the backups by hand" % ", ".join(failures))
         return list(self.originals)
+
+
+def staging_writer(move):
+    """A writer that stages the data beside the file and lets ``move(staged, path)`` replace it.
+
+    Modules pass AnsibleModule.atomic_move, which also keeps the SELinux context of the file.
+    """
+    def write(path: str, data: bytes) -> None:
+        handle, staged = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".ocsp-stapling-")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        if not os.path.exists(path):
+            os.chmod(staged, 0o644)
+        move(staged, path)
+    return write
+
+
+def apply_and_test(apply, test, test_name: str, writer=atomic_write, backup_dir: str | None = None) -> None:
+    """Make the changes (``apply(transaction)``), then ask the server (``test() -> (ok, output)``).
+
+    When a change cannot be made or the server refuses the result, everything is put back byte for
+    byte and ChangeRefused says why; nothing is reloaded either way, that is the caller's next step.
+    """
+    transaction = FileTransaction(writer=writer, backup_dir=backup_dir)
+    try:
+        apply(transaction)
+    except OSError as exc:
+        restored = transaction.rollback()
+        raise ChangeRefused("could not change %s (%s); everything was put back" % (transaction.current, exc.strerror or exc), restored) from None
+    passed, output = test()
+    if not passed:
+        restored = transaction.rollback()
+        raise ChangeRefused("%s failed after the edit, so every changed file was restored byte for byte and nothing was reloaded: %s" % (
+            test_name, output), restored, output)

@@ -142,13 +142,12 @@ test_output:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig, ApacheConfigError, plan_stapling
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text, text_bytes
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, HostLock, TransactionError, apply_and_test, staging_writer
 
 
 def link_changes(links: dict, state: str) -> list:
@@ -183,21 +182,13 @@ def main() -> None:
     )
     params = module.params
 
-    def writer(path: str, data: bytes) -> None:
-        # atomic_move keeps the owner, mode and SELinux context of the file it replaces.
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".ocsp-stapling-")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        if not os.path.exists(path):
-            os.chmod(temporary, 0o644)
-        module.atomic_move(temporary, path)
+    def test() -> tuple:
+        rc, out, err = module.run_command(params["test_command"], environ_update=params["env"])
+        return rc == 0, (err + out).strip()
 
-    lock_path = params["lock_path"]
-    if not os.path.isdir(os.path.dirname(lock_path)):
-        lock_path = os.path.join(tempfile.gettempdir(), os.path.basename(lock_path))
     modules = set(params["modules"]) if params["modules"] is not None else None
     try:
-        with HostLock(lock_path):
+        with HostLock(params["lock_path"]):
             config = ApacheConfig.load(params["conf_path"], reader=read_text, server_root=params["server_root"], env=params["env"], modules=modules)
             edits, summary = plan_stapling(config, params["chains"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
                                            state=params["state"])
@@ -217,8 +208,8 @@ def main() -> None:
             )
             if not result["changed"] or module.check_mode:
                 module.exit_json(**result)
-            transaction = FileTransaction(writer=writer, backup_dir=params["backup_dir"])
-            try:
+
+            def apply(transaction) -> None:
                 for path, text in edits.items():
                     if text is None:
                         transaction.remove(path)
@@ -229,17 +220,10 @@ def main() -> None:
                         transaction.link(path, params["links"][path])
                     else:
                         transaction.unlink(path)
-            except OSError as exc:
-                restored = transaction.rollback()
-                module.fail_json(msg="could not change %s (%s); everything was put back" % (exc.filename, exc.strerror), restored=restored, **result)
-            rc, out, err = module.run_command(params["test_command"], environ_update=params["env"])
-            if rc != 0:
-                restored = transaction.rollback()
-                output = (err + out).strip()
-                module.fail_json(
-                    msg="%s failed after the edit, so every changed file was restored byte for byte and nothing was reloaded: %s" % (
-                        " ".join(params["test_command"]), output),
-                    restored=restored, test_output=output, **result)
+
+            apply_and_test(apply, test, " ".join(params["test_command"]), writer=staging_writer(module.atomic_move), backup_dir=params["backup_dir"])
+    except ChangeRefused as exc:
+        module.fail_json(msg=str(exc), restored=exc.restored, test_output=exc.test_output, **result)
     except (ApacheConfigError, TransactionError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

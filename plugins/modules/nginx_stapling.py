@@ -135,14 +135,11 @@ test_output:
   type: str
 """
 
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError, plan_stapling
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text, text_bytes
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, HostLock, TransactionError, apply_and_test, staging_writer
 
 
 def host_resolvers(path: str = "/etc/resolv.conf") -> list:
@@ -180,18 +177,12 @@ def main() -> None:
     test_command = params["test_command"] or [params["nginx_binary"], "-t", "-c", params["conf_path"]]
     options = dict(resolver=resolver or None, include_default_servers=params["default_servers"], state=params["state"])
 
-    def writer(path: str, data: bytes) -> None:
-        # atomic_move keeps the owner, mode and SELinux context of the file it replaces.
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".ocsp-stapling-")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        module.atomic_move(temporary, path)
+    def test() -> tuple:
+        rc, out, err = module.run_command(test_command)
+        return rc == 0, (err + out).strip()
 
-    lock_path = params["lock_path"]
-    if not os.path.isdir(os.path.dirname(lock_path)):
-        lock_path = os.path.join(tempfile.gettempdir(), os.path.basename(lock_path))
     try:
-        with HostLock(lock_path):
+        with HostLock(params["lock_path"]):
             config = NginxConfig.load(params["conf_path"], reader=read_text)
             edits, summary = plan_stapling(config, params["chains"], **options)
             result = dict(
@@ -202,21 +193,14 @@ def main() -> None:
             )
             if not edits or module.check_mode:
                 module.exit_json(**result)
-            transaction = FileTransaction(writer=writer, backup_dir=params["backup_dir"])
-            try:
+
+            def apply(transaction) -> None:
                 for path, text in edits.items():
                     transaction.write(path, text_bytes(text))
-            except OSError as exc:
-                restored = transaction.rollback()
-                module.fail_json(msg="could not write %s (%s); every file was put back" % (exc.filename, exc.strerror), restored=restored, **result)
-            rc, out, err = module.run_command(test_command)
-            if rc != 0:
-                restored = transaction.rollback()
-                output = (err + out).strip()
-                module.fail_json(
-                    msg="%s failed after the edit, so every changed file was restored byte for byte and nothing was reloaded: %s" % (
-                        " ".join(test_command), output),
-                    restored=restored, test_output=output, **result)
+
+            apply_and_test(apply, test, " ".join(test_command), writer=staging_writer(module.atomic_move), backup_dir=params["backup_dir"])
+    except ChangeRefused as exc:
+        module.fail_json(msg=str(exc), restored=exc.restored, test_output=exc.test_output, **result)
     except (NginxConfigError, TransactionError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import FileTransaction, HostLock, TransactionError, atomic_write
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
+    ChangeRefused,
+    FileTransaction,
+    HostLock,
+    TransactionError,
+    apply_and_test,
+    atomic_write,
+    staging_writer,
+)
 
 
 def test_lock_excludes_a_second_run(tmp_path):
@@ -21,8 +30,9 @@ def test_lock_excludes_a_second_run(tmp_path):
 
 
 def test_lock_in_an_unwritable_place_says_what_to_do(tmp_path):
+    (tmp_path / "lock").mkdir()  # a folder where the lock file should be: it cannot be opened
     with pytest.raises(TransactionError, match="set lock_path to a writable place"):
-        with HostLock(str(tmp_path / "missing" / "lock")):
+        with HostLock(str(tmp_path / "lock")):
             pass
 
 
@@ -97,3 +107,46 @@ def test_rollback_removes_created_files_and_links_and_brings_back_removed_ones(t
     assert sorted(os.listdir(available)) == [] and sorted(os.listdir(enabled)) == ["old.conf"]
     assert os.readlink(enabled / "old.conf") == "../old.conf"
     assert old.read_bytes() == b"keep me\n"
+
+
+def test_apply_and_test_puts_everything_back_when_the_server_refuses(tmp_path):
+    site = tmp_path / "site.conf"
+    site.write_bytes(b"original\n")
+    cache = tmp_path / "cache.conf"
+
+    def apply(transaction):
+        transaction.write(str(site), b"edited\n")
+        transaction.write(str(cache), b"new file\n")
+
+    with pytest.raises(ChangeRefused, match="nginx -t failed after the edit, so every changed file was restored byte for byte") as refused:
+        apply_and_test(apply, lambda: (False, "emerg: unknown directive"), "nginx -t", writer=staging_writer(os.replace))
+    assert refused.value.test_output == "emerg: unknown directive"
+    assert refused.value.restored == [str(site), str(cache)]
+    assert site.read_bytes() == b"original\n" and not cache.exists()
+    assert os.listdir(tmp_path) == ["site.conf"]
+
+
+def test_apply_and_test_keeps_the_change_when_the_server_accepts_it(tmp_path):
+    site = tmp_path / "site.conf"
+    site.write_bytes(b"original\n")
+    site.chmod(0o640)
+    apply_and_test(lambda transaction: transaction.write(str(site), b"edited\n"), lambda: (True, ""), "nginx -t", writer=staging_writer(os.replace))
+    assert site.read_bytes() == b"edited\n"
+
+
+def test_a_failed_write_is_undone_and_named(tmp_path):
+    site = tmp_path / "site.conf"
+    site.write_bytes(b"original\n")
+
+    def apply(transaction):
+        transaction.write(str(site), b"edited\n")
+        transaction.write(str(tmp_path / "missing" / "x.conf"), b"cannot\n")
+
+    with pytest.raises(ChangeRefused, match="could not change .*x.conf"):
+        apply_and_test(apply, lambda: (True, ""), "apachectl -t")
+    assert site.read_bytes() == b"original\n"
+
+
+def test_lock_without_its_folder_falls_back_to_the_temporary_folder(tmp_path):
+    with HostLock(str(tmp_path / "no-such-folder" / "ocsp-stapling.lock")) as lock:
+        assert os.path.dirname(lock.path) == tempfile.gettempdir()
