@@ -9,6 +9,7 @@ stapling turned off by hand, and a site whose certificate has no OCSP URL.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,17 @@ def debian_nginx(bench: Bench, root: Path, workers: int = 2) -> NginxHost:
         # This machine has Apache installed too; the bench host is its nginx only.
         "enable_servers": ["nginx"],
     })
+
+
+def snapshot(folder: Path) -> dict:
+    """Every configuration byte and symlink under a bench server folder (logs, run, temp and htdocs
+    left out), to prove that a run changed nothing, or gave the original bytes back."""
+    skipped = {"logs", "run", "temp", "htdocs"}
+    return {
+        str(path.relative_to(folder)): ("-> " + os.readlink(path) if path.is_symlink() else path.read_bytes())
+        for path in sorted(folder.rglob("*"))
+        if (path.is_file() or path.is_symlink()) and path.relative_to(folder).parts[0] not in skipped
+    }
 
 
 def write_inventory(path: Path, hosts: dict) -> Path:

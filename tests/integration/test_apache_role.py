@@ -16,20 +16,10 @@ from pathlib import Path
 
 import pytest
 from bench import Bench
-from bench.layouts import debian_apache, debian_nginx, write_inventory
+from bench.layouts import debian_apache, debian_nginx, snapshot, write_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "enable.yml"
-
-
-def snapshot(folder: Path) -> dict:
-    """Every configuration byte and symlink under the server folder (logs, run and htdocs excluded)."""
-    skipped = {"logs", "run", "htdocs"}
-    return {
-        str(path.relative_to(folder)): ("-> " + os.readlink(path) if path.is_symlink() else path.read_bytes())
-        for path in sorted(folder.rglob("*"))
-        if (path.is_file() or path.is_symlink()) and path.relative_to(folder).parts[0] not in skipped
-    }
 
 
 @pytest.fixture(scope="module")

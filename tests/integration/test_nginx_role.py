@@ -15,20 +15,10 @@ from pathlib import Path
 
 import pytest
 from bench import Bench
-from bench.layouts import DEFAULT_SITE, debian_nginx, write_inventory
+from bench.layouts import DEFAULT_SITE, debian_nginx, snapshot, write_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "enable.yml"
-
-
-def snapshot(folder: Path) -> dict:
-    """Every configuration byte under the server folder (logs, pid and temp files excluded)."""
-    skipped = {"logs", "run", "temp"}
-    return {
-        str(path.relative_to(folder)): (os.readlink(path) if path.is_symlink() else path.read_bytes())
-        for path in sorted(folder.rglob("*"))
-        if (path.is_file() or path.is_symlink()) and path.relative_to(folder).parts[0] not in skipped
-    }
 
 
 @pytest.fixture(scope="module")
