@@ -34,13 +34,12 @@ read as holding; ``<If>`` / ``<Else>`` are run-time sections and are never looke
 
 from __future__ import annotations
 
-import bisect
 import errno
 import os
 import re
 from dataclasses import dataclass, field
 
-from ._configtext import MARKER, collector_paused, indent_at, line_starts, newline_of, read_text, sorted_glob, splice, summarise_notes
+from ._configtext import MARKER, ConfigError, LineIndex, collector_paused, indent_at, newline_of, read_text, sorted_glob, splice, summarise_notes
 
 _WAS = MARKER + ": was "
 _GLOB_CHARS = "*?["
@@ -58,22 +57,11 @@ _MANAGED = ("sslusestapling", "sslstaplingrespondertimeout", "sslstaplingreturnr
 CACHE_HEADER = "# Managed by ocsp.stapling"
 
 
-class ApacheConfigError(Exception):
+class ApacheConfigError(ConfigError):
     """A configuration httpd would reject, or one this module cannot edit safely.
 
     ``line`` is None when the error is about a file as a whole.
     """
-
-    def __init__(self, path: str, line: int | None, message: str, hint: str) -> None:
-        super().__init__(path, line, message, hint)
-        self.path = path
-        self.line = line
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        where = self.path if self.line is None else "%s:%d" % (self.path, self.line)
-        return "%s: %s; %s" % (where, self.message, self.hint)
 
 
 @dataclass(eq=False)
@@ -116,7 +104,7 @@ class Directive:
 
 
 @dataclass(eq=False)
-class ConfigFile:
+class ConfigFile(LineIndex):
     path: str
     text: str
     newline: str
@@ -125,13 +113,7 @@ class ConfigFile:
     comments: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self._line_starts = line_starts(self.text)
-
-    def line_of(self, offset: int) -> int:
-        return bisect.bisect_right(self._line_starts, offset)
-
-    def line_start(self, line: int) -> int:
-        return self._line_starts[line - 1]
+        LineIndex.__init__(self, self.text)
 
 
 @dataclass(eq=False)

@@ -10,9 +10,40 @@ carries one marker comment. Standard library only: this runs on managed hosts.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import glob
+
+
+class ConfigError(Exception):
+    """A configuration its server would reject, or one the collection cannot edit safely: the error
+    names the file, the line (None when it is about the file as a whole), what is wrong and what to do."""
+
+    def __init__(self, path: str, line: int | None, message: str, hint: str) -> None:
+        super().__init__(path, line, message, hint)
+        self.path = path
+        self.line = line
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else "%s:%d" % (self.path, self.line)
+        return "%s: %s; %s" % (where, self.message, self.hint)
+
+
+class LineIndex:
+    """Offsets to 1-based line numbers and back, for one text."""
+
+    def __init__(self, text: str) -> None:
+        self._starts = line_starts(text)
+
+    def line_of(self, offset: int) -> int:
+        return bisect.bisect_right(self._starts, offset)
+
+    def line_start(self, line: int) -> int:
+        return self._starts[line - 1]
+
 
 # The comment that marks what this collection added or changed, so that `state: absent` can undo it.
 MARKER = "# ocsp.stapling"

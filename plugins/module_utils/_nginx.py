@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._configtext import MARKER, collector_paused, indent_at, line_starts, newline_of, read_text, sorted_glob, splice, summarise_notes
+from ._configtext import MARKER, ConfigError, LineIndex, collector_paused, indent_at, line_starts, newline_of, read_text, sorted_glob, splice, summarise_notes
 
 # Starts with the space the editor writes before the comment, so that removing it restores
 # the line exactly.
@@ -74,22 +74,11 @@ _NEEDS_QUOTES = re.compile(r"[\s;{}#\"'$\\]")
 _GLOB_CHARS = "*?["
 
 
-class NginxConfigError(Exception):
+class NginxConfigError(ConfigError):
     """A configuration nginx would reject, or one this module cannot edit safely.
 
     ``line`` is None when the error is about a file as a whole (the main file unreadable).
     """
-
-    def __init__(self, path: str, line: int | None, message: str, hint: str) -> None:
-        super().__init__(path, line, message, hint)
-        self.path = path
-        self.line = line
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        where = self.path if self.line is None else "%s:%d" % (self.path, self.line)
-        return "%s: %s; %s" % (where, self.message, self.hint)
 
 
 @dataclass(eq=False)
@@ -121,7 +110,7 @@ class Directive:
 
 
 @dataclass(eq=False)
-class ConfigFile:
+class ConfigFile(LineIndex):
     path: str
     text: str
     newline: str
@@ -130,14 +119,7 @@ class ConfigFile:
     comments: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self._line_starts = line_starts(self.text)
-
-    def line_of(self, offset: int) -> int:
-        """1-based line number of an offset."""
-        return bisect.bisect_right(self._line_starts, offset)
-
-    def line_start(self, line: int) -> int:
-        return self._line_starts[line - 1]
+        LineIndex.__init__(self, self.text)
 
 
 @dataclass(frozen=True)
