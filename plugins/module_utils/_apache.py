@@ -39,7 +39,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._configtext import MARKER, ConfigError, LineIndex, collector_paused, indent_at, newline_of, read_text, sorted_glob, splice, summarise_notes
+from ._configtext import MARKER, ConfigError, EditPlan, LineIndex, collector_paused, indent_at, newline_of, read_text, sorted_glob, summarise_notes
 
 _WAS = MARKER + ": was "
 _GLOB_CHARS = "*?["
@@ -639,20 +639,15 @@ def _marker_kind(text: str, config_file: ConfigFile, line: int) -> tuple:
     return None, None
 
 
-class _Plan:
+class _Plan(EditPlan):
     def __init__(self, config: ApacheConfig, state: str) -> None:
-        self.config = config
-        self.state = state
-        # path -> [(start, end, new text)]
-        self.ops = {}
+        super().__init__(config, state)
         # (path, directive start) -> new words (present) or restored words (absent)
         self.changed = {}
         # path -> number of directives added (present)
         self.added = {}
         # (path, offset) -> {key: lines}
         self.insertions = {}
-        self.notes = []
-        self.extra = {}
         self._marked = {}
         self._server = None
 
@@ -822,25 +817,7 @@ class _Plan:
             self.extra[cache_path] = None
             self.note(None, "remove the SSLStaplingCache file", cache_path, None)
 
-    def note_at(self, sites_at: dict, directive: Directive, change: str) -> None:
-        sites = sites_at.get((directive.path, directive.start))
-        if not sites:
-            self.note(None, change, directive.path, directive.line)
-        for site in sites or ():
-            self.note(site, change)
-
     # result
-
-    def texts(self) -> dict:
-        edits = {}
-        for path, ops in self.ops.items():
-            old = self.config.files[path].text
-            new = splice(old, ops)
-            if new != old:
-                self.check(path, old, new)
-                edits[path] = new
-        edits.update(self.extra)
-        return edits
 
     def check(self, path: str, old: str, new: str) -> None:
         """Re-read the edited text and prove that it holds the same directives as before apart

@@ -123,6 +123,46 @@ def summarise_notes(notes: list) -> list:
     return entries
 
 
+class EditPlan:
+    """What both editors' plans share: the splice operations per file, the notes for people, and the
+    texts they produce, each proven by the editor's own ``check`` (re-parse) before it is returned."""
+
+    def __init__(self, config, state: str) -> None:
+        self.config = config
+        self.state = state
+        # path -> [(start, end, new text)]
+        self.ops = {}
+        # [(site or None, path, line, change)]
+        self.notes = []
+        # path -> whole new text, or None to delete: files that are not spliced (Apache's cache file)
+        self.extra = {}
+
+    def note(self, site, change: str, path: str | None = None, line: int | None = None) -> None:
+        raise NotImplementedError
+
+    def check(self, path: str, old: str, new: str) -> None:
+        raise NotImplementedError
+
+    def note_at(self, sites_at: dict, directive, change: str) -> None:
+        """Note a change for every site that reaches ``directive`` (a file included by several)."""
+        sites = sites_at.get((directive.path, directive.start))
+        if not sites:
+            self.note(None, change, directive.path, directive.line)
+        for site in sites or ():
+            self.note(site, change)
+
+    def texts(self) -> dict:
+        edits = {}
+        for path, ops in self.ops.items():
+            old = self.config.files[path].text
+            new = splice(old, ops)
+            if new != old:
+                self.check(path, old, new)
+                edits[path] = new
+        edits.update(self.extra)
+        return edits
+
+
 @contextlib.contextmanager
 def collector_paused():
     """Parsing makes a few objects per directive, all alive until the run ends; Python's cyclic

@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._configtext import MARKER, ConfigError, LineIndex, collector_paused, indent_at, line_starts, newline_of, read_text, sorted_glob, splice, summarise_notes
+from ._configtext import MARKER, ConfigError, EditPlan, LineIndex, collector_paused, indent_at, line_starts, newline_of, read_text, sorted_glob, summarise_notes
 
 # Starts with the space the editor writes before the comment, so that removing it restores
 # the line exactly.
@@ -647,23 +647,18 @@ class _FileView:
         return [directive for directive in self.by_end_line.get(line, []) if directive.name in _MANAGED]
 
 
-class _Plan:
+class _Plan(EditPlan):
     """The edits to make, keyed by where they land, so that a file included twice (and so a
     directive met through several sites) is edited once."""
 
     def __init__(self, config: NginxConfig, state: str) -> None:
-        self.config = config
-        self.state = state
+        super().__init__(config, state)
         # (path, directive start) -> (directive, new args)
         self.replacements = {}
         # (path, offset) -> {name: line}
         self.insertions = {}
         # (path, directive start) -> original args, read back from a marker (absent)
         self.restorations = {}
-        # path -> [(start, end, new text)]
-        self.ops = {}
-        # [(site or None, path, line, change)]
-        self.notes = []
         self._added_per_path = None
         self._http_scopes = {}
         self._views = {}
@@ -778,7 +773,7 @@ class _Plan:
                 newline = text.find("\n", end)
                 ops.append((line_start, len(text) if newline < 0 else newline + 1, ""))
                 for directive in view.by_start_line.get(line, []):
-                    self._note_at(sites_at, directive, "remove %s %s" % (directive.name, " ".join(directive.args)))
+                    self.note_at(sites_at, directive, "remove %s %s" % (directive.name, " ".join(directive.args)))
                 continue
             marker = text.find(_WAS_SUFFIX, max(start - 1, 0), end)
             if marker < 0:
@@ -791,29 +786,12 @@ class _Plan:
             for directive, original in zip(directives, originals):
                 self.restorations[(path, directive.start)] = _args_of(path, line, original)
                 ops.append((directive.arg_spans[0][0], directive.arg_spans[-1][1], original))
-                self._note_at(sites_at, directive, "restore %s %s" % (directive.name, original))
+                self.note_at(sites_at, directive, "restore %s %s" % (directive.name, original))
             ops.append((marker, end, ""))
         if ops:
             self.ops[path] = ops
 
-    def _note_at(self, sites_at: dict, directive: Directive, change: str) -> None:
-        sites = sites_at.get((directive.path, directive.start))
-        if not sites:
-            self.note(None, change, directive.path, directive.line)
-        for site in sites or ():
-            self.note(site, change)
-
     # result
-
-    def texts(self) -> dict:
-        edits = {}
-        for path, ops in self.ops.items():
-            old = self.config.files[path].text
-            new = splice(old, ops)
-            if new != old:
-                self.check(path, old, new)
-                edits[path] = new
-        return edits
 
     def check(self, path: str, old: str, new: str) -> None:
         """Re-read the edited text and prove that it holds the same directives as before apart
