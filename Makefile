@@ -54,7 +54,8 @@ RSYNC_EXCLUDES := --exclude=/.git --exclude=/.venv --exclude='/.venv-*' --exclud
 	--exclude=__pycache__ --exclude=/tests/output --filter=':- .gitignore'
 
 .PHONY: help setup os-deps venv bench-venv collections ansible-test-seed \
-	test sanity lint docs changelog unit integration demo bench clean distclean
+	test sanity lint docs changelog unit integration demo bench clean distclean \
+	molecule molecule-images bench-molecule
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (each target installs what it needs first)"
@@ -126,6 +127,35 @@ bench: setup bench-venv ## Run the benchmarks (benchmarks/*.py); figures go to B
 	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/verify_endpoints.py
 	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/nginx_edit.py
 	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/apache_edit.py
+
+# --- Molecule ----------------------------------------------------------------------------------
+# The scenarios run here on podman, from local images that debootstrap builds from Debian's
+# packages (no registry is reachable); podman keeps them, so later runs start at once. Users run
+# the same scenario files with docker and the public images (molecule/README.md). Installing and
+# configuring podman itself is CI provisioning: .ci/provision-podman.sh.
+MOLECULE_SUITES := bullseye bookworm trixie
+MOLECULE_IMAGE := localhost/ocsp-stapling-debian
+MOLECULE_SCENARIOS ?= default fleet
+MOLECULE_ENV := MOLECULE_CONTAINER_ENGINE=podman OCSP_STAPLING_MOLECULE_GALAXY=false NO_COLOR=1 \
+	OCSP_STAPLING_IMAGE_BULLSEYE=$(MOLECULE_IMAGE):bullseye \
+	OCSP_STAPLING_IMAGE_BOOKWORM=$(MOLECULE_IMAGE):bookworm \
+	OCSP_STAPLING_IMAGE_TRIXIE=$(MOLECULE_IMAGE):trixie
+
+molecule-images: ## Build the Debian 11/12/13 images of the scenarios with debootstrap (once per machine)
+	@for tool in podman debootstrap; do command -v $$tool >/dev/null || { \
+		echo "make molecule: $$tool is missing: install podman and debootstrap (CI: bash .ci/provision-podman.sh)" >&2; exit 1; }; done
+	@for suite in $(MOLECULE_SUITES); do scripts/build-molecule-image.sh $$suite $(MOLECULE_IMAGE):$$suite; done
+
+molecule: collections molecule-images ## Run every Molecule scenario (molecule test) in podman
+	@failed=(); for scenario in $(MOLECULE_SCENARIOS); do \
+		start=$$SECONDS; \
+		if $(MOLECULE_ENV) molecule test --scenario-name $$scenario; then result=passed; else result=FAILED; failed+=($$scenario); fi; \
+		echo "molecule: scenario $$scenario $$result in $$((SECONDS - start)) s"; \
+	done; \
+	if (( $${#failed[@]} )); then echo "molecule: failed scenarios: $${failed[*]}" >&2; exit 1; fi
+
+bench-molecule: collections molecule-images ## Time the fleet's converge and idempotent runs against a naive playbook
+	cd "$(ROOT)" && $(MOLECULE_ENV) "$(PY)" benchmarks/molecule_fleet.py
 
 # --- Cleaning ----------------------------------------------------------------------------------
 

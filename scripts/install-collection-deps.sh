@@ -11,7 +11,8 @@ set -euo pipefail
 python=${1:?usage: $0 PYTHON COLLECTIONS_DIR}
 collections=${2:?usage: $0 PYTHON COLLECTIONS_DIR}
 ansible_release=12.3.0
-wanted=(ansible/windows)
+# containers.podman: the connection plugin of the Molecule scenarios when they run on podman.
+wanted=(ansible/windows containers/podman)
 cache=.build/cache
 wheel=$cache/ansible-$ansible_release-py3-none-any.whl
 

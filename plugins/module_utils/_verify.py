@@ -181,7 +181,8 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
         evaluation = evaluate_staple(
             shake.staple, leaf, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew))
         remaining = policy.retry_budget - (time.monotonic() - started)
-        if evaluation.ok or not evaluation.retryable or remaining <= 0:
+        # Without an OCSP URL no server can ever fetch a response: waiting for one would only spend the budget.
+        if evaluation.ok or not evaluation.retryable or remaining <= 0 or not ocsp_urls(leaf):
             break
         time.sleep(min(delay, remaining))
         delay = min(delay * 2, policy.max_retry_delay)
@@ -189,6 +190,11 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
     elapsed = time.monotonic() - started
     result = {"host": target.host, "port": target.port, "server_name": target.server_name}
     result.update(evaluation.as_dict())
+    # Not applicable: the served certificate names no OCSP responder, so stapling cannot work for this site
+    # (the same verdict as the preflight's); None when no certificate was seen.
+    result["applicable"] = bool(ocsp_urls(shake.chain[0])) if shake.chain else None
+    if result["applicable"] is False and not evaluation.stapled:
+        result["reason"] = "not applicable: " + result["reason"]
     if evaluation.retryable and attempts > 1:
         result["reason"] += " after %d handshakes over %.1fs" % (attempts, elapsed)
     result["responder"] = None
@@ -215,6 +221,7 @@ def summarise(results: list) -> dict:
         "ok": len(results) - len(failed),
         "failed": len(failed),
         "not_stapled": sum(1 for result in results if not result["stapled"]),
+        "not_applicable": sum(1 for result in results if result.get("applicable") is False),
         "revoked": sum(1 for result in results if result["cert_status"] == "revoked"),
         "must_staple_broken": sum(1 for result in failed if result["must_staple"]),
         "failed_targets": [_label(result) for result in failed],
@@ -267,7 +274,7 @@ def format_table(results: list) -> list:
         expiry = result.get("seconds_to_expiry")
         rows.append((
             _label(result),
-            "ok" if result["ok"] else "FAIL",
+            "ok" if result["ok"] else ("n/a" if result.get("applicable") is False else "FAIL"),
             result.get("cert_status") or ("no staple" if not result.get("stapled") else "-"),
             "-" if expiry is None else format_duration(expiry),
             str(result.get("attempts", "-")),

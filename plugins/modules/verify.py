@@ -223,6 +223,12 @@ targets:
     must_staple:
       description: Whether the served certificate carries OCSP Must-Staple (TLS feature status_request).
       type: bool
+    applicable:
+      description:
+        - Whether stapling can work for this site at all. V(false) when the served certificate carries no OCSP
+          responder URL (the result is then shown as C(n/a) and its reason starts with C(not applicable)); such a
+          target is not retried. Null when no certificate was received.
+      type: bool
     attempts:
       description: How many handshakes were made; more than 1 means the cache was cold or the responder busy.
       type: int
@@ -258,6 +264,7 @@ summary:
     ok: 2
     failed: 1
     not_stapled: 1
+    not_applicable: 0
     revoked: 0
     must_staple_broken: 0
     failed_targets: ["192.0.2.10:443 (shop.example.com)"]

@@ -101,6 +101,9 @@ def test_certificate_without_ocsp_url_is_not_stapled(localhost, stack):
     [site] = result["targets"]
     assert not site["ok"] and not site["stapled"] and site["certificate"]["ocsp_urls"] == []
     assert "no OCSP responder URL, so no server can staple it" in site["reason"]
+    # Not applicable, said so, and not retried: no wait can make a staple appear.
+    assert site["applicable"] is False and site["reason"].startswith("not applicable: ")
+    assert site["attempts"] == 1 and result["summary"]["not_applicable"] == 1
 
 
 def test_many_targets_in_one_call_keep_their_order(localhost, stack):

@@ -112,7 +112,7 @@ def test_summary_table_and_failure_message():
     results = [result("a.test", True), result("b.test", False, must_staple=True, attempts=7),
                result("c.test", False, stapled=True, cert_status="revoked", reason="the certificate is revoked")]
     summary = summarise(results)
-    assert summary == {"total": 3, "ok": 1, "failed": 2, "not_stapled": 1, "revoked": 1, "must_staple_broken": 1,
+    assert summary == {"total": 3, "ok": 1, "failed": 2, "not_stapled": 1, "not_applicable": 0, "revoked": 1, "must_staple_broken": 1,
                        "failed_targets": ["127.0.0.1:443 (b.test)", "127.0.0.1:443 (c.test)"]}
     table = format_table(results)
     assert table[0].split() == ["TARGET", "RESULT", "STATUS", "EXPIRES", "IN", "TRIES", "MUST-STAPLE", "REASON"]
@@ -121,6 +121,9 @@ def test_summary_table_and_failure_message():
     assert table[-1] == "1 of 3 targets staple a good, fresh OCSP response"
     # Columns line up: the reason starts at the same offset on every row.
     assert len({line.index(reason) for line, reason in zip(table[1:4], ["good, fresh", "no OCSP", "the certificate"])}) == 1
+    not_applicable = result("d.test", False, applicable=False, reason="not applicable: no OCSP responder URL")
+    assert summarise([not_applicable])["not_applicable"] == 1
+    assert format_table([not_applicable])[1].split()[2] == "n/a"
     message = failure_message(results, shown=1)
     assert message == "2 of 3 targets do not staple a good, fresh OCSP response: 127.0.0.1:443 (b.test): no OCSP response stapled; and 1 more"
 
