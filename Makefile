@@ -103,7 +103,7 @@ sanity: ansible-test-seed ## ansible-test sanity, all tests, on a copy in .build
 # ansible-lint resolves ocsp.stapling locally and never asks Galaxy.
 lint: venv collections ## ansible-lint (production profile, offline) and shellcheck
 	cd "$(COLLECTION_LINK)" && ansible-lint --offline --profile production $(LINT_ARGS)
-	shellcheck .ci/run scripts/*.sh
+	shellcheck .ci/run .ci/*.sh scripts/*.sh
 
 docs: venv collections ## ansible-doc renders every module and plugin under plugins/
 	@scripts/check-docs.sh "$(VENV)/bin/ansible-doc"
