@@ -22,7 +22,8 @@ def fleet(tmp_path_factory):
     folder = tmp_path_factory.mktemp("playbook")
     with Bench(folder) as bench:
         good, off = bench.issue("good.test"), bench.issue("off.test")
-        nginx = bench.nginx([Site("good.test", good, default=True), Site("off.test", off, stapling=False)])
+        nourl = bench.issue("nourl.test", ocsp_url=None)
+        nginx = bench.nginx([Site("good.test", good, default=True), Site("off.test", off, stapling=False), Site("nourl.test", nourl)])
         apache = bench.apache([Site("good.test", good, default=True)])
         nginx.start()
         apache.start()
@@ -33,6 +34,8 @@ def fleet(tmp_path_factory):
             # off.test reaches Apache's default site, which staples: a host sharing the nginx host's address and
             # server names must not inherit its failures.
             "web-apache": dict(local, ocsp_stapling_verify_port=apache.port, ocsp_stapling_verify_server_names=["good.test", "off.test"]),
+            # nourl.test cannot be stapled by any server: reported n/a, and its host fails only when asked to.
+            "web-nourl": dict(local, ocsp_stapling_verify_port=nginx.port, ocsp_stapling_verify_server_names=["good.test", "nourl.test"]),
         })
 
 
@@ -50,7 +53,7 @@ def recap(output: str) -> dict:
 
 @pytest.mark.parametrize("extra", [(), ("--check", "--diff")], ids=["run", "check-mode"])
 def test_verify_playbook_fails_only_the_host_with_a_broken_site(fleet, extra):
-    run = play(fleet, *extra)
+    run = play(fleet, "--limit", "web-nginx,web-apache", *extra)
     assert run.returncode == 2, run.stdout + run.stderr
     assert recap(run.stdout) == {"web-nginx": 1, "web-apache": 0}
     table = [line.strip().strip('",') for line in run.stdout.splitlines() if "(good.test)" in line or "(off.test)" in line]
@@ -66,3 +69,12 @@ def test_verify_playbook_limited_to_good_hosts_passes(fleet):
     assert run.returncode == 0, run.stdout + run.stderr
     assert recap(run.stdout) == {"web-apache": 0}
     assert "2 of 2 targets staple a good, fresh OCSP response" in run.stdout
+
+
+def test_site_without_ocsp_url_is_not_applicable_not_a_failure(fleet):
+    run = play(fleet, "--limit", "web-nourl")
+    assert run.returncode == 0, run.stdout + run.stderr
+    [row] = [line for line in run.stdout.splitlines() if "(nourl.test)" in line]
+    assert " n/a " in row and "not applicable: " in row
+    strict = play(fleet, "--limit", "web-nourl", "-e", "ocsp_stapling_verify_fail_not_applicable=true")
+    assert strict.returncode == 2 and recap(strict.stdout) == {"web-nourl": 1}, strict.stdout
