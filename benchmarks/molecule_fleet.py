@@ -78,7 +78,7 @@ def playbook(ephemeral: Path, path: Path) -> tuple[float, dict]:
     elapsed = time.perf_counter() - started
     if run.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{run.stdout[-6000:]}\n{run.stderr[-3000:]}")
-    recap = {host: {"ok": int(ok), "changed": int(changed)} for host, ok, changed, *_ in RECAP.findall(run.stdout)}
+    recap = {found[0]: {"ok": int(found[1]), "changed": int(found[2])} for found in RECAP.findall(run.stdout)}
     return elapsed, recap
 
 

@@ -15,12 +15,23 @@ from ansible_collections.ocsp.stapling.plugins.module_utils import _chain
 
 
 def _pem_text(item, default_source: str) -> tuple:
-    """(PEM text, source) of PEM text, or of a mapping with content such as a slurp result."""
+    """(content, source) of PEM text, of a slurp result, or of an entry of server_info's certificates or bundles."""
     if isinstance(item, str):
         return item, default_source
+    if isinstance(item, Mapping) and ("blocks" in item or "error" in item):
+        # server_info read the file on the host and sent its certificate blocks, or why it could not.
+        source = item.get("source") or default_source
+        if item.get("error") is not None:
+            return _chain.ChainError(str(item["error"])), source
+        try:
+            blocks = [(int(number), str(block)) for number, block in item["blocks"]]
+        except (TypeError, ValueError):
+            raise AnsibleFilterError("ocsp.stapling.preflight: the blocks of %s must be [number, PEM block] pairs, as "
+                                     "server_info returns them" % source) from None
+        return blocks, source
     if not isinstance(item, Mapping) or not isinstance(item.get("content"), str):
         raise AnsibleFilterError("ocsp.stapling.preflight: %s must be PEM text or a mapping with a content string, such as "
-                                 "a slurp result" % default_source)
+                                 "a slurp result, or an entry of server_info's certificates or bundles" % default_source)
     source = item.get("source") or default_source
     content = item["content"]
     # slurp returns a file base64-encoded and says so: decoding here lets callers pass its result as it is.

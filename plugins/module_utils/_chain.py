@@ -26,6 +26,7 @@ else:
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
+from ._pem import ChainError, pem_blocks
 from ._ocsp import (
     UTC,
     find_issuer,
@@ -39,9 +40,6 @@ from ._ocsp import (
     utc_attr,
 )
 
-# One BEGIN or END line of a PEM text. Only the markers matter: bundles carry comments between blocks.
-_PEM_MARKER = re.compile(r"-----(BEGIN|END) ([^-\r\n]*)-----")
-
 # The readable part of a chain file name keeps the end of the certificate path (its most specific
 # part); the hash of the whole path keeps apart the paths that the readable part confuses.
 _READABLE_CHARS = 64
@@ -54,57 +52,27 @@ NO_OCSP_URL = (
 MUST_STAPLE = "the certificate carries OCSP Must-Staple: without a staple Firefox refuses the site — stapling is mandatory here"
 
 
-class ChainError(Exception):
-    """A certificate file or bundle that cannot be used; the message names it and says what to do."""
-
-
-def read_pem_certificates(text: str, source: str) -> list:
+def read_pem_certificates(content, source: str) -> list:
     """Every certificate of a PEM text, in order; text between the blocks is ignored.
 
-    Refuses the whole text when it holds a private key or any other kind of PEM block, or a block
-    that does not parse. Messages name ``source`` and the block number (counted from 1), never
-    the content of a block.
+    ``content`` is PEM text, or what ``server_info`` read on the host: a list of (block number,
+    block text) pairs, or the ChainError it met. Refuses the whole text when it holds a private key
+    or any other kind of PEM block, or a block that does not parse. Messages name ``source`` and the
+    block number (counted from 1), never the content of a block.
     """
-    markers = list(_PEM_MARKER.finditer(text))
-    # A key is looked for first, so that no other problem of the file can hide it.
-    begins = [marker.group(2) for marker in markers if marker.group(1) == "BEGIN"]
-    for number, label in enumerate(begins, 1):
-        if "PRIVATE KEY" in label:
-            raise ChainError(
-                "%s: PEM block %d is a private key (%s): a private key must never go into a chain file or a CA bundle, so "
-                "nothing of this file is used. Keep the key in a file of its own (ssl_certificate_key / SSLCertificateKeyFile) "
-                "and give only certificates here" % (source, number, label))
-
+    if isinstance(content, ChainError):
+        raise content
+    blocks = pem_blocks(content, source) if isinstance(content, str) else content
     certificates = []
-    number = 0
-    begin = None
-    for marker in markers:
-        kind, label = marker.groups()
-        if kind == "BEGIN":
-            if begin is not None:
-                raise ChainError("%s: PEM block %d (%s) has no END line before the next BEGIN line: the file is cut or two blocks "
-                                 "are merged; replace it with an intact copy" % (source, number, begin.group(2)))
-            number += 1
-            if label != "CERTIFICATE":
-                raise ChainError("%s: PEM block %d is a %s, not a CERTIFICATE: remove it, only certificates belong in a chain "
-                                 "file or a CA bundle" % (source, number, label))
-            begin = marker
-            continue
-        if begin is None or label != begin.group(2):
-            raise ChainError("%s: an END %s line after PEM block %d has no matching BEGIN line: the file is damaged; replace it "
-                             "with an intact copy" % (source, label, number))
+    for number, block in blocks:
         try:
-            (certificate,) = load_pem_certificates(text[begin.start():marker.end()].encode("utf-8"))
+            (certificate,) = load_pem_certificates(block.encode("utf-8"))
             # cryptography parses extensions on first use: parse them now, while the block number is known.
             len(certificate.extensions)
         except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
             raise ChainError("%s: PEM block %d does not parse as a certificate (damaged base64 or DER, or a malformed "
                              "extension): replace it with the certificate as the CA delivered it" % (source, number)) from None
         certificates.append(certificate)
-        begin = None
-    if begin is not None:
-        raise ChainError("%s: PEM block %d (%s) has no END line: the file is cut; replace it with an intact copy" % (
-            source, number, begin.group(2)))
     return certificates
 
 
@@ -177,7 +145,8 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
 
     ``cert_pem`` is the text of the file the server serves: its first certificate is the leaf,
     any further ones (a fullchain) are candidate issuers, like every certificate of
-    ``candidate_pems``, a list of (PEM text, source) pairs such as the CA bundle. A file that
+    ``candidate_pems``, a list of (PEM text, source) pairs such as the CA bundle. Instead of PEM
+    text, each may be what ``server_info`` read on the host (see read_pem_certificates). A file that
     cannot be used (a key in it, a damaged block, no certificate) gives status ``error``, so that
     one broken site does not hide the verdicts on the others.
     """

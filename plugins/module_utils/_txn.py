@@ -111,6 +111,8 @@ class FileTransaction:
         self._writer = writer
         self._backup_dir = backup_dir
         self.originals = {}  # real path -> original bytes, or None where nothing was; in the order first touched
+        self.modes = {}  # real path -> original permission bits, for the files whose mode a write sets
+        self.folders = []  # folders created, parents first, removed again by a rollback
         self.current = None  # the path being changed, to name it when the change fails
 
     def _remember(self, path: str) -> None:
@@ -124,11 +126,32 @@ class FileTransaction:
         else:
             self.originals[path] = None
 
-    def write(self, path: str, data: bytes) -> None:
+    def write(self, path: str, data: bytes, mode: int | None = None) -> None:
+        """Replace ``path`` with ``data``; with ``mode``, set its permission bits too (else they are kept)."""
         path = os.path.realpath(path)  # a symlinked site is edited at its target; the link stays
         self.current = path
         self._remember(path)
+        if mode is not None and path not in self.modes and self.originals[path] is not None:
+            self.modes[path] = os.stat(path).st_mode & 0o7777
         self._writer(path, data)
+        if mode is not None:
+            os.chmod(path, mode)
+
+    def makedirs(self, path: str, mode: int = 0o755) -> None:
+        """Create the folder ``path`` and its missing parents with ``mode``, as a rollback will remove them."""
+        missing = []
+        folder = os.path.abspath(path)
+        while not os.path.isdir(folder):
+            missing.append(folder)
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+        for folder in reversed(missing):
+            self.current = folder
+            os.mkdir(folder)
+            self.folders.append(folder)
+            os.chmod(folder, mode)  # mkdir's mode is cut by the umask
 
     def remove(self, path: str) -> None:
         path = os.path.realpath(path)
@@ -168,11 +191,19 @@ class FileTransaction:
                         os.symlink(data.target, path)
                 else:
                     self._writer(path, data)
+                    if path in self.modes:
+                        os.chmod(path, self.modes[path])
             except OSError as exc:
                 failures.append("%s (%s)" % (path, exc.strerror or exc))
+        # Last, when the files in them are gone again; deepest first.
+        for folder in reversed(self.folders):
+            try:
+                os.rmdir(folder)
+            except OSError as exc:
+                failures.append("%s (%s)" % (folder, exc.strerror or exc))
         if failures:
             raise TransactionError("could not restore %s: restore them from the backups by hand" % ", ".join(failures))
-        return list(self.originals)
+        return list(self.originals) + self.folders
 
 
 def staging_writer(move):

@@ -75,6 +75,18 @@ options:
         and to remove with O(state=absent) when they point at that target.
     type: dict
     default: {}
+  chain_files:
+    description:
+      - Maps chain file paths (the values of O(chains)) to their content, the full chain as PEM (intermediates then
+        root, the RV(ocsp.stapling.preflight#filter:_value.chain_pem) of the preflight).
+      - "With O(state=present) each file whose content or mode differs is written in the same transaction as the
+        configuration edits: atomically, mode C(0644), its folder created (mode C(0755)) when missing. If the server
+        test fails, the chain files are put back byte for byte (or removed, with the folders created) like every
+        other file. Content that is not only certificates (a private key above all) is refused."
+      - With O(state=absent) every listed file that exists is removed, in the same transaction; the contents are
+        not used.
+    type: dict
+    default: {}
   state:
     description: V(present) turns stapling on; V(absent) removes what this module added and restores what it changed.
     type: str
@@ -108,6 +120,9 @@ EXAMPLES = r"""
     modules: "{{ web.modules }}"
     chains:
       /etc/ssl/certs/www.example.com.pem: /etc/ssl/ocsp-stapling/www.example.com.chain.pem
+    # Written in the same transaction; the preflight filter gives the content (its chain_pem).
+    chain_files:
+      /etc/ssl/ocsp-stapling/www.example.com.chain.pem: "{{ www_preflight.chain_pem }}"
     cache_path: /etc/apache2/conf-available/ocsp-stapling.conf
     links:
       /etc/apache2/conf-enabled/ocsp-stapling.conf: ../conf-available/ocsp-stapling.conf
@@ -115,6 +130,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+chain_files:
+  description: Chain files written (O(state=present)) or removed (O(state=absent)), or that would be in check mode.
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/ssl/ocsp-stapling/etc_ssl_example.com_fullchain.pem.4682ec5c6d55.chain.pem]
 files:
   description: Files changed, created or removed (or that would be, in check mode).
   returned: always
@@ -146,7 +167,9 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig, ApacheConfigError, plan_stapling
+from ansible_collections.ocsp.stapling.plugins.module_utils._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text, text_bytes
+from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, HostLock, TransactionError, apply_and_test, staging_writer
 
 
@@ -170,6 +193,7 @@ def main() -> None:
             env=dict(type="dict", default={}),
             modules=dict(type="list", elements="str"),
             chains=dict(type="dict", default={}),
+            chain_files=dict(type="dict", default={}),
             cache_path=dict(type="path", required=True),
             cache_spec=dict(type="str", default="shmcb:${APACHE_RUN_DIR}/ocsp-stapling(128000)"),
             links=dict(type="dict", default={}),
@@ -193,6 +217,7 @@ def main() -> None:
             edits, summary = plan_stapling(config, params["chains"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
                                            state=params["state"])
             links = link_changes(params["links"], params["state"])
+            chain_changes = plan_chain_files(params["chain_files"], params["state"])
 
             def before(path: str) -> str:
                 if path in config.files:
@@ -200,16 +225,21 @@ def main() -> None:
                 return read_text(path) if os.path.exists(path) else ""
 
             result = dict(
-                changed=bool(edits or links),
+                changed=bool(edits or links or chain_changes),
                 files=sorted(edits),
                 links=links,
+                chain_files=sorted(chain_changes),
                 sites=summary,
-                diff=[dict(before_header=path, after_header=path, before=before(path), after=text or "") for path, text in sorted(edits.items())],
+                diff=chain_file_diffs(chain_changes) + [
+                    dict(before_header=path, after_header=path, before=before(path), after=text or "") for path, text in sorted(edits.items())],
             )
             if not result["changed"] or module.check_mode:
                 module.exit_json(**result)
 
             def apply(transaction) -> None:
+                # On: the chain files first, so that no configuration names a file not there yet. Off: them last.
+                if params["state"] == "present":
+                    apply_chain_files(transaction, chain_changes)
                 for path, text in edits.items():
                     if text is None:
                         transaction.remove(path)
@@ -220,11 +250,13 @@ def main() -> None:
                         transaction.link(path, params["links"][path])
                     else:
                         transaction.unlink(path)
+                if params["state"] == "absent":
+                    apply_chain_files(transaction, chain_changes)
 
             apply_and_test(apply, test, " ".join(params["test_command"]), writer=staging_writer(module.atomic_move), backup_dir=params["backup_dir"])
     except ChangeRefused as exc:
         module.fail_json(msg=str(exc), restored=exc.restored, test_output=exc.test_output, **result)
-    except (ApacheConfigError, TransactionError) as exc:
+    except (ApacheConfigError, TransactionError, ChainError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

@@ -61,6 +61,18 @@ options:
     description: Also turn stapling on in the default server of every listen socket a chosen site uses.
     type: bool
     default: true
+  chain_files:
+    description:
+      - Maps chain file paths (the values of O(chains)) to their content, the full chain as PEM (intermediates then
+        root, the RV(ocsp.stapling.preflight#filter:_value.chain_pem) of the preflight).
+      - "With O(state=present) each file whose content or mode differs is written in the same transaction as the
+        configuration edits: atomically, mode C(0644), its folder created (mode C(0755)) when missing. If the server
+        test fails, the chain files are put back byte for byte (or removed, with the folders created) like every
+        other file. Content that is not only certificates (a private key above all) is refused."
+      - With O(state=absent) every listed file that exists is removed, in the same transaction; the contents are
+        not used.
+    type: dict
+    default: {}
   state:
     description: V(present) turns stapling on; V(absent) removes what this module added and restores what it changed.
     type: str
@@ -98,6 +110,9 @@ EXAMPLES = r"""
     conf_path: "{{ web.conf_path }}"
     chains:
       /etc/ssl/certs/www.example.com.pem: /etc/ssl/ocsp-stapling/www.example.com.chain.pem
+    # Written in the same transaction; the preflight filter gives the content (its chain_pem).
+    chain_files:
+      /etc/ssl/ocsp-stapling/www.example.com.chain.pem: "{{ www_preflight.chain_pem }}"
     backup_dir: /var/backups/ocsp-stapling
   notify: Reload nginx
 
@@ -108,6 +123,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+chain_files:
+  description: Chain files written (O(state=present)) or removed (O(state=absent)), or that would be in check mode.
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/ssl/ocsp-stapling/etc_ssl_example.com_fullchain.pem.4682ec5c6d55.chain.pem]
 files:
   description: Files changed (or that would change in check mode).
   returned: always
@@ -138,7 +159,9 @@ test_output:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError, plan_stapling
+from ansible_collections.ocsp.stapling.plugins.module_utils._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text, text_bytes
+from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, HostLock, TransactionError, apply_and_test, staging_writer
 
 
@@ -162,6 +185,7 @@ def main() -> None:
         argument_spec=dict(
             conf_path=dict(type="path", required=True),
             chains=dict(type="dict", default={}),
+            chain_files=dict(type="dict", default={}),
             resolver=dict(type="list", elements="str"),
             default_servers=dict(type="bool", default=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -185,23 +209,31 @@ def main() -> None:
         with HostLock(params["lock_path"]):
             config = NginxConfig.load(params["conf_path"], reader=read_text)
             edits, summary = plan_stapling(config, params["chains"], **options)
+            chain_changes = plan_chain_files(params["chain_files"], params["state"])
             result = dict(
-                changed=bool(edits),
+                changed=bool(edits or chain_changes),
                 files=sorted(edits),
+                chain_files=sorted(chain_changes),
                 sites=summary,
-                diff=[dict(before_header=path, after_header=path, before=config.files[path].text, after=text) for path, text in sorted(edits.items())],
+                diff=chain_file_diffs(chain_changes) + [
+                    dict(before_header=path, after_header=path, before=config.files[path].text, after=text) for path, text in sorted(edits.items())],
             )
-            if not edits or module.check_mode:
+            if not result["changed"] or module.check_mode:
                 module.exit_json(**result)
 
             def apply(transaction) -> None:
+                # On: the chain files first, so that no configuration names a file not there yet. Off: them last.
+                if params["state"] == "present":
+                    apply_chain_files(transaction, chain_changes)
                 for path, text in edits.items():
                     transaction.write(path, text_bytes(text))
+                if params["state"] == "absent":
+                    apply_chain_files(transaction, chain_changes)
 
             apply_and_test(apply, test, " ".join(test_command), writer=staging_writer(module.atomic_move), backup_dir=params["backup_dir"])
     except ChangeRefused as exc:
         module.fail_json(msg=str(exc), restored=exc.restored, test_output=exc.test_output, **result)
-    except (NginxConfigError, TransactionError) as exc:
+    except (NginxConfigError, TransactionError, ChainError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

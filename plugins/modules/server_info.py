@@ -71,6 +71,24 @@ options:
     type: list
     elements: str
     default: []
+  read_certificates:
+    description:
+      - Also read the certificate file of every listed site (RV(certificates)) and the O(ca_bundles) (RV(bundles)),
+        for the controller-side P(ocsp.stapling.preflight#filter) filter. Only certificate blocks are returned,
+        never a private key.
+    type: bool
+    default: false
+  ca_bundles:
+    description:
+      - PEM bundles on the host to search for the issuers of the site certificates, with O(read_certificates).
+        Missing files are skipped.
+      - The chain files the sites already name (Apache C(SSLCertificateChainFile), nginx C(ssl_trusted_certificate))
+        are searched first, so that a certificate file holding the leaf alone still gets its full chain.
+      - Only the bundle certificates that can be in the chain of a site certificate are returned (those whose
+        subject is the issuer of a site certificate, then their issuers, up to the roots), not the whole bundle.
+    type: list
+    elements: path
+    default: []
 """
 
 EXAMPLES = r"""
@@ -81,6 +99,16 @@ EXAMPLES = r"""
 - name: List the TLS sites that do not staple yet
   ansible.builtin.debug:
     msg: "{{ web.sites | rejectattr('ssl_stapling') | map(attribute='server_names') | list }}"
+
+- name: Read the site certificates and what the preflight needs of the CA bundle
+  ocsp.stapling.server_info:
+    read_certificates: true
+    ca_bundles: [/etc/ssl/certs/ca-certificates.crt]
+  register: web
+
+- name: Judge every site certificate on the controller
+  ansible.builtin.debug:
+    msg: "{{ web.certificates.values() | map('ocsp.stapling.preflight', candidates=web.bundles) | map(attribute='reason') }}"
 
 - name: Inspect a non-standard install
   ocsp.stapling.server_info:
@@ -223,6 +251,29 @@ sites:
     uses_variables:
       description: Whether the certificate path holds variables (then it cannot be checked beforehand).
       type: bool
+certificates:
+  description:
+    - With O(read_certificates), every certificate file of the listed sites (but those whose path holds variables),
+      keyed by its path. Each holds its certificate blocks, or why the file cannot be used.
+    - Only the certificate blocks of a file are returned. A file that holds a private key (or any other kind of PEM
+      block) gives an C(error) naming the block, and none of its content.
+  returned: when O(read_certificates) is true
+  type: dict
+  sample:
+    /etc/ssl/example.com/fullchain.pem:
+      source: /etc/ssl/example.com/fullchain.pem
+      blocks: [[1, "-----BEGIN CERTIFICATE-----..."], [2, "-----BEGIN CERTIFICATE-----..."]]
+bundles:
+  description:
+    - With O(read_certificates), the chain files the sites name, then every O(ca_bundles) file, those that exist, in order,
+      with only the certificates that can be
+      in the chain of a site certificate (block numbers are those of the file), or why the bundle cannot be used.
+  returned: when O(read_certificates) is true
+  type: list
+  elements: dict
+  sample:
+    - source: /etc/ssl/certs/ca-certificates.crt
+      blocks: [[87, "-----BEGIN CERTIFICATE-----..."]]
 """
 
 import os
@@ -246,6 +297,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text
+from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError, bundle_certificates, site_certificates, wanted_issuers
 
 
 def find_binary(module: AnsibleModule, server: str) -> str | None:
@@ -340,6 +392,49 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
     }
 
 
+def _read_pem(path: str) -> str:
+    with open(path, "rb") as stream:
+        # PEM is ASCII; a stray byte elsewhere in the file must not stop the reading.
+        return stream.read().decode("utf-8", errors="replace")
+
+
+def read_certificates(sites: list, ca_bundles: list) -> dict:
+    """The site certificate files and the useful part of the CA bundles, as the preflight filter takes them."""
+    paths = []
+    for site in sites:
+        # A path with variables names no single file; the roles leave such sites alone too.
+        if site.get("uses_variables"):
+            continue
+        paths.extend(path for path in site["ssl_certificate"] if path not in paths)
+    certificates = {}
+    for path in paths:
+        try:
+            certificates[path] = site_certificates(_read_pem(path), path)
+        except OSError as exc:
+            message = "cannot read %s (%s): check the file that ssl_certificate / SSLCertificateFile names" % (path, exc.strerror or exc)
+            certificates[path] = {"source": path, "error": message}
+    # The chain a site already names (Apache's SSLCertificateChainFile, nginx's ssl_trusted_certificate) is
+    # where its owner put the intermediates when the certificate file holds the leaf alone: searched first.
+    chain_sources = []
+    for site in sites:
+        if site.get("uses_variables"):
+            continue
+        for key in ("ssl_certificate_chain_file", "ssl_trusted_certificate"):
+            path = site.get(key)
+            if path and path not in chain_sources and path not in ca_bundles:
+                chain_sources.append(path)
+    bundles = []
+    for path in chain_sources + list(ca_bundles):
+        if not os.path.exists(path):
+            continue
+        try:
+            bundles.append((_read_pem(path), path))
+        except OSError as exc:
+            bundles.append((ChainError("cannot read the CA bundle %s (%s)" % (path, exc.strerror or exc)), path))
+    entries = bundle_certificates(bundles, wanted_issuers(list(certificates.values())))
+    return {"certificates": certificates, "bundles": entries}
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -351,6 +446,8 @@ def main() -> None:
             apache_server_root=dict(type="path"),
             apache_env=dict(type="dict", default={}),
             server_names=dict(type="list", elements="str", default=[]),
+            read_certificates=dict(type="bool", default=False),
+            ca_bundles=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -358,9 +455,10 @@ def main() -> None:
     binaries = {server: find_binary(module, server) for server in wanted}
     found = [server for server in wanted if binaries[server]]
     if not found:
-        module.fail_json(msg="no supported web server found: looked for nginx (%s) and Apache (%s on the PATH and in %s); "
-                             "set nginx_binary or apache_binary if it is elsewhere" % (
-                                 ", ".join(NGINX_BINARIES), " / ".join(APACHE_BINARIES), ", ".join(APACHE_DIRS)))
+        where = {"nginx": "nginx (%s)" % ", ".join(NGINX_BINARIES),
+                 "apache": "Apache (%s on the PATH and in %s)" % (" / ".join(APACHE_BINARIES), ", ".join(APACHE_DIRS))}
+        module.fail_json(msg="no supported web server found: looked for %s; set %s if it is elsewhere" % (
+            " and ".join(where[server] for server in wanted), " or ".join("%s_binary" % server for server in wanted)))
     server = found[0]
     try:
         facts = nginx_facts(module, binaries[server]) if server == "nginx" else apache_facts(module, binaries[server])
@@ -368,6 +466,8 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="cannot read the %s configuration: %s" % (server, exc))
+    if module.params["read_certificates"]:
+        facts.update(read_certificates(facts["sites"], module.params["ca_bundles"]))
     module.exit_json(changed=False, found=found, **facts)
 
 

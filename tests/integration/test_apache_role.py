@@ -44,6 +44,11 @@ def recap(output: str, name: str = "web2") -> dict:
     return {"ok": int(match.group(1)), "changed": int(match.group(2)), "failed": int(match.group(3))}
 
 
+def module_calls(output: str) -> list:
+    """The modules run, in order, from the transfers that ansible-playbook -vvv logs (one per module call)."""
+    return re.findall(r"PUT .*?/AnsiballZ_(\w+)\.py", output)
+
+
 def test_0_server_info_agrees_with_apachectl_dump(host, localhost):
     """The collection's view of the virtual hosts is Apache's own (`apache2 -S`)."""
     folder, server = host["folder"], host["server"]
@@ -64,14 +69,19 @@ def test_1_check_mode_changes_no_byte(host):
     assert run.returncode == 0, run.stdout + run.stderr
     assert recap(run.stdout)["changed"] > 0
     assert "SSLUseStapling on" in run.stdout
+    assert "+++ after: %s/" % (host["root"] / "chains") in run.stdout and "+-----BEGIN CERTIFICATE-----" in run.stdout
     assert snapshot(host["folder"]) == host["original"]
     assert not (host["root"] / "chains").exists()
 
 
 def test_2_converge_staples_and_verifies(host):
-    run = play(host["inventory"], "--diff")
+    run = play(host["inventory"], "--diff", "-vvv")
     assert run.returncode == 0, run.stdout + run.stderr
     assert recap(run.stdout)["changed"] > 0
+    # One call reads the host (nginx runs on this machine too), one edits it, chain files included, one reloads.
+    assert module_calls(run.stdout) == ["server_info", "apache_stapling", "command", "verify"], module_calls(run.stdout)
+    chains = sorted((host["root"] / "chains").iterdir())
+    assert len(chains) == 2 and all(oct(chain.stat().st_mode & 0o777) == "0o644" for chain in chains)
     folder = host["folder"]
     default = (folder / "sites-available" / "default-ssl.conf").read_text()
     assert "SSLUseStapling on\n" in default and "SSLStaplingResponderTimeout 5\n" in default
@@ -95,9 +105,12 @@ def test_2_converge_staples_and_verifies(host):
 
 
 def test_3_second_run_changes_nothing(host):
-    run = play(host["inventory"])
+    chains = {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in (host["root"] / "chains").iterdir()}
+    run = play(host["inventory"], "-vvv")
     assert run.returncode == 0, run.stdout + run.stderr
     assert recap(run.stdout)["changed"] == 0
+    assert module_calls(run.stdout) == ["server_info", "apache_stapling", "verify"], module_calls(run.stdout)
+    assert {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in (host["root"] / "chains").iterdir()} == chains
 
 
 def test_4_failed_server_test_restores_every_byte_and_apache_keeps_serving(host):
@@ -105,12 +118,18 @@ def test_4_failed_server_test_restores_every_byte_and_apache_keeps_serving(host)
     # Undo the stapling of shop.conf by hand, so that the run has an edit to make and test.
     (folder / "sites-available" / "shop.conf").write_bytes(host["original"]["sites-available/shop.conf"])
     (folder / "conf-enabled" / "broken.conf").write_text("NoSuchDirective on\n")
+    # The chain folder is gone: the run creates it and its files, and must remove them all again.
+    chains = host["root"] / "chains"
+    for chain in chains.iterdir():
+        chain.unlink()
+    chains.rmdir()
     before = snapshot(folder)
     run = play(host["inventory"])
     assert run.returncode != 0
     assert "every changed file was restored byte for byte" in run.stdout
     assert "NoSuchDirective" in run.stdout
     assert snapshot(folder) == before
+    assert not chains.exists()
     assert host["server"].running()
     (folder / "conf-enabled" / "broken.conf").unlink()
 
@@ -145,8 +164,10 @@ def test_7_enable_on_a_host_with_both_servers_handles_both(tmp_path_factory):
         variables = dict(nginx.variables, **apache.variables)
         variables["enable_servers"] = ["nginx", "apache"]
         inventory = write_inventory(root / "inventory.yml", {"web3": variables})
-        run = play(inventory)
+        run = play(inventory, "-vvv")
         assert run.returncode == 0, run.stdout + run.stderr
+        # The enable role's detection serves nginx; the apache role detects again, as its CA bundles differ here.
+        assert module_calls(run.stdout).count("server_info") == 2, module_calls(run.stdout)
         tables = re.findall(r"127\.0\.0\.1:(\d+) \((good|shop)\.test\)\s+ok\s+good", run.stdout)
         assert {(int(port), name) for port, name in tables} == {
             (nginx.server.port, "good"), (nginx.server.port, "shop"), (apache.server.port, "good"), (apache.server.port, "shop")}

@@ -42,19 +42,28 @@ def recap(output: str) -> dict:
     return {"ok": int(match.group(1)), "changed": int(match.group(2)), "failed": int(match.group(3))}
 
 
+def module_calls(output: str) -> list:
+    """The modules run, in order, from the transfers that ansible-playbook -vvv logs (one per module call)."""
+    return re.findall(r"PUT .*?/AnsiballZ_(\w+)\.py", output)
+
+
 def test_1_check_mode_changes_no_byte(host):
     run = play(host, "--check", "--diff")
     assert run.returncode == 0, run.stdout + run.stderr
     assert recap(run.stdout)["changed"] > 0
     assert "+\tssl_stapling on; # ocsp.stapling" in run.stdout
+    # The chain files are in the diff, and not written.
+    assert "+++ after: %s/" % (host["root"] / "chains") in run.stdout and "+-----BEGIN CERTIFICATE-----" in run.stdout
     assert snapshot(host["folder"]) == host["original"]
     assert not (host["root"] / "chains").exists()
 
 
 def test_2_converge_staples_and_verifies(host):
-    run = play(host, "--diff")
+    run = play(host, "--diff", "-vvv")
     assert run.returncode == 0, run.stdout + run.stderr
     assert recap(run.stdout)["changed"] > 0
+    # One call reads the host, one edits it (chain files included), one reloads; verify runs on the controller.
+    assert module_calls(run.stdout) == ["server_info", "nginx_stapling", "command", "verify"], module_calls(run.stdout)
     folder = host["folder"]
     default = (folder / "sites-available" / "default").read_text()
     assert "\tssl_stapling on; # ocsp.stapling\n" in default and "\tssl_stapling_verify on; # ocsp.stapling\n" in default
@@ -71,15 +80,22 @@ def test_2_converge_staples_and_verifies(host):
     # The verification table: every changed site staples a good, fresh response.
     assert re.search(r"\(good\.test\)\s+ok\s+good", run.stdout), run.stdout
     assert re.search(r"\(shop\.test\)\s+ok\s+good", run.stdout), run.stdout
-    chain = next((host["root"] / "chains").iterdir())
-    assert oct(chain.stat().st_mode & 0o777) == "0o644"
-    assert chain.read_bytes().count(b"BEGIN CERTIFICATE") == 2
+    chains = sorted((host["root"] / "chains").iterdir())
+    assert len(chains) == 2  # good.test and shop.test
+    for chain in chains:
+        assert oct(chain.stat().st_mode & 0o777) == "0o644"
+        assert chain.read_bytes().count(b"BEGIN CERTIFICATE") == 2
+    assert oct((host["root"] / "chains").stat().st_mode & 0o777) == "0o755"
 
 
 def test_3_second_run_changes_nothing(host):
-    run = play(host)
+    chains = {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in (host["root"] / "chains").iterdir()}
+    run = play(host, "-vvv")
     assert run.returncode == 0, run.stdout + run.stderr
     assert recap(run.stdout)["changed"] == 0
+    assert module_calls(run.stdout) == ["server_info", "nginx_stapling", "verify"], module_calls(run.stdout)
+    # No chain file was written again.
+    assert {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in (host["root"] / "chains").iterdir()} == chains
 
 
 def test_4_failed_server_test_restores_every_byte_and_nginx_keeps_serving(host):
@@ -88,12 +104,19 @@ def test_4_failed_server_test_restores_every_byte_and_nginx_keeps_serving(host):
     (folder / "sites-available" / "default").write_text(DEFAULT_SITE.format(port=host["server"].port, leaf=host["bench"].pki.leaf("good.test")))
     # nginx -t fails on this unrelated file; the parser of the collection does not judge directive names.
     (folder / "conf.d" / "broken.conf").write_text("gzip_no_such_directive on;\n")
+    # The run has chain files to write too: one stale, one missing. Both must be as they were afterwards.
+    stale, missing = sorted((host["root"] / "chains").iterdir())
+    stale.write_bytes(b"a stale chain\r\n")
+    missing.unlink()
     before = snapshot(folder)
     run = play(host)
     assert run.returncode != 0
     assert "every changed file was restored byte for byte" in run.stdout
     assert "unknown directive" in run.stdout and "gzip_no_such_directive" in run.stdout
+    assert str(missing) in run.stdout and str(stale) in run.stdout  # the failed result lists the chain files it meant to write
     assert snapshot(folder) == before
+    assert sorted((host["root"] / "chains").iterdir()) == [stale]
+    assert stale.read_bytes() == b"a stale chain\r\n"
     assert host["server"].running()
     (folder / "conf.d" / "broken.conf").unlink()
 

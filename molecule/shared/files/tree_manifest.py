@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Print one line per path under the given folders: type, mode, owner, size and content hash.
 
 The scenarios take this manifest after prepare and again at the end of the check-mode run: equal

@@ -9,6 +9,7 @@ from ansible.errors import AnsibleFilterError
 from bench.pki import Pki
 
 from ansible_collections.ocsp.stapling.plugins.filter.preflight import FilterModule, chain_file_name, preflight
+from ansible_collections.ocsp.stapling.plugins.modules.server_info import read_certificates
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,38 @@ def test_refused_file_is_a_verdict_not_a_failure(pki):
     assert result["reason"].startswith("%s: PEM block 1 is a private key" % leaf.key_path)
 
 
+def test_server_info_entries_are_taken_as_they_are(pki, tmp_path):
+    leaf = pki.leaf("good.test")
+    site = tmp_path / "site.pem"
+    site.write_text(leaf.cert_path.read_text() + leaf.key_path.read_text())
+    found = read_certificates([{"ssl_certificate": [str(leaf.fullchain_path), str(site)]}], [str(pki.root_cert_path)])
+
+    good = preflight(found["certificates"][str(leaf.fullchain_path)], candidates=found["bundles"])
+    refused = preflight(found["certificates"][str(site)], candidates=found["bundles"])
+
+    assert good == preflight(slurped(leaf.fullchain_path), candidates=[slurped(pki.root_cert_path)])
+    assert good["status"] == "eligible" and good["certificate"] == str(leaf.fullchain_path)
+    assert refused["status"] == "error" and refused["reason"].startswith("%s: PEM block 2 is a private key" % site)
+
+
+def test_a_leaf_alone_gets_its_chain_from_the_chain_file_the_site_names(pki):
+    """Apache's SSLCertificateChainFile (and nginx's ssl_trusted_certificate) hold the intermediates then."""
+    leaf = pki.leaf("good.test")
+    apache = {"ssl_certificate": [str(leaf.cert_path)], "ssl_certificate_chain_file": str(pki.chain_path)}
+    alone = read_certificates([dict(apache, ssl_certificate_chain_file=None)], [str(pki.root_cert_path)])
+    found = read_certificates([apache], [str(pki.root_cert_path)])
+
+    assert preflight(alone["certificates"][str(leaf.cert_path)], candidates=alone["bundles"])["status"] == "not_applicable"
+    verdict = preflight(found["certificates"][str(leaf.cert_path)], candidates=found["bundles"])
+    assert verdict["status"] == "eligible", verdict["reason"]
+    assert [entry["source"] for entry in found["bundles"]] == [str(pki.chain_path), str(pki.root_cert_path)]
+    nginx = read_certificates([{"ssl_certificate": [str(leaf.cert_path)], "ssl_trusted_certificate": str(pki.chain_path)}], [])
+    assert preflight(nginx["certificates"][str(leaf.cert_path)], candidates=nginx["bundles"])["status"] == "eligible"
+
+
 @pytest.mark.parametrize("data, candidates, min_days, expected", [
+    ({"source": "cert.pem", "blocks": [["one", "x"]]}, None, 0, "the blocks of cert.pem must be \\[number, PEM block\\] pairs"),
+    ({"source": "cert.pem", "blocks": 7}, None, 0, "the blocks of cert.pem must be"),
     ({"content": "not base64!", "source": "cert.pem", "encoding": "base64"}, None, 0, "content of cert.pem is marked base64"),
     ({"source": "cert.pem"}, None, 0, "the certificate must be PEM text or a mapping with a content string"),
     ("", [42], 0, "candidate 1 must be PEM text"),
