@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from bench import ApacheServer, Bench, BenchError, Handshake, NginxServer, OcspResponder, Pki, Site, handshake, handshake_until
 from bench.processes import process_table
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
@@ -193,3 +197,43 @@ def test_responder_down_nothing_hangs_and_exit_stops_everything(tmp_path: Path) 
         assert alive(pids) == pids
     assert not alive(pids)
     assert all(server.pid is None for server in servers) and bench.responder.pid is None
+
+
+def test_fleet_bench_for_molecule_outlives_its_command_and_stops_by_pid(tmp_path: Path) -> None:
+    """tests/bench/fleet.py: prepare starts it, cleanup stops it, in other processes than the one that started it."""
+    from bench import fleet
+
+    state_dir = tmp_path / "fleet"
+    sites = '[{"server_name": "a.fleet.test"}, {"server_name": "nourl.fleet.test", "ocsp": false}]'
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bench.fleet", *args], capture_output=True, text=True,
+                              cwd=Path(fleet.__file__).parents[1], check=False)
+
+    started = run("start", str(state_dir), sites)
+    assert started.returncode == 0, started.stderr
+    state = json.loads(started.stdout)
+    pid = state["responder_pid"]
+    try:
+        assert fleet._alive(pid)
+        leaf = x509.load_pem_x509_certificate(Path(state["leaves"]["a.fleet.test"]["cert"]).read_bytes())
+        issuer = x509.load_pem_x509_certificate(Path(state["intermediate"]).read_bytes())
+        builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA256())
+        request = urllib.request.Request(state["responder_url"], data=builder.build().public_bytes(serialization.Encoding.DER),
+                                         headers={"Content-Type": "application/ocsp-request"})
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=10) as answer:
+            assert ocsp.load_der_ocsp_response(answer.read()).certificate_status == ocsp.OCSPCertStatus.GOOD
+        nourl = x509.load_pem_x509_certificate(Path(state["leaves"]["nourl.fleet.test"]["cert"]).read_bytes())
+        with pytest.raises(x509.ExtensionNotFound):
+            nourl.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+        # A second start (a repeated prepare) keeps the running responder and its certificates.
+        again = run("start", str(state_dir), sites)
+        assert again.returncode == 0 and json.loads(again.stdout) == state
+        # Asking for a site it has no certificate for is an error that says what to do.
+        other = run("start", str(state_dir), '[{"server_name": "new.fleet.test"}]')
+        assert other.returncode == 1 and "stop it first" in other.stderr
+    finally:
+        stopped = run("stop", str(state_dir))
+    assert stopped.returncode == 0 and json.loads(stopped.stdout) == {"stopped": True, "pid": pid}
+    assert not fleet._alive(pid) and not state_dir.exists()
+    assert run("stop", str(state_dir)).returncode == 0
