@@ -38,7 +38,7 @@ PYTEST_ARGS ?=
 SANITY_ARGS ?=
 LINT_ARGS ?=
 
-APT_PACKAGES := nginx apache2 openssl shellcheck rsync python3-venv
+APT_PACKAGES := nginx apache2 openssl shellcheck rsync python3-venv strace
 
 # For every command below: the venv's tools come first; ansible finds this collection; modules run
 # on localhost with the venv's Python (interpreter discovery picks a broken pyenv shim here).
