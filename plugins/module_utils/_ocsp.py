@@ -38,6 +38,18 @@ _RESPONSE_STATUS_NAMES = {
     "SIG_REQUIRED": "sigRequired",
     "UNAUTHORIZED": "unauthorized",
 }
+# What each unsuccessful response status tells the operator (RFC 6960 section 2.3).
+_RESPONSE_STATUS_MEANINGS = {
+    "malformedRequest": "it could not read the request",
+    "internalError": "it failed inside",
+    "tryLater": "it is busy or not ready: ask again later",
+    "sigRequired": "it only answers signed requests",
+    "unauthorized": "it will not answer for this certificate: the certificate names the wrong responder, "
+                    "or the responder does not serve this issuer",
+}
+# Who is judged: the response a server stapled, or the one the responder gave when asked directly.
+STAPLE = "staple"
+RESPONSE = "response"
 
 
 @dataclass
@@ -202,7 +214,7 @@ def _single_responses(response) -> list:
     return [response]
 
 
-def _matching_single(response, cert: x509.Certificate, issuer: x509.Certificate):
+def _matching_single(response, cert: x509.Certificate, issuer: x509.Certificate, what: str = STAPLE):
     """Return (single response naming this certificate or None, why none matched)."""
     singles = _single_responses(response)
     serial_seen = False
@@ -218,11 +230,12 @@ def _matching_single(response, cert: x509.Certificate, issuer: x509.Certificate)
             return single, ""
     if not serial_seen:
         serials = ", ".join("%X" % single.serial_number for single in singles)
-        return None, "the staple is about serial %s, not the served certificate's serial %X" % (serials, cert.serial_number)
-    return None, "the staple names the served serial %X but a different issuer (issuer name/key hash mismatch)" % cert.serial_number
+        return None, "the %s is about another certificate: serial %s, not the served certificate's serial %X" % (
+            what, serials, cert.serial_number)
+    return None, "the %s names the served serial %X but a different issuer (issuer name/key hash mismatch)" % (what, cert.serial_number)
 
 
-def _check_signer(response, issuer: x509.Certificate, now: datetime.datetime, skew: datetime.timedelta):
+def _check_signer(response, issuer: x509.Certificate, now: datetime.datetime, skew: datetime.timedelta, what: str = STAPLE):
     """Return (signer certificate, kind, problem or '')."""
     if _is_responder(issuer, response):
         return issuer, "issuer", ""
@@ -230,23 +243,23 @@ def _check_signer(response, issuer: x509.Certificate, now: datetime.datetime, sk
         if not _is_responder(candidate, response):
             continue
         if not is_issued_by(candidate, issuer):
-            return candidate, "unauthorised", "the staple is signed by %r, which the issuer %r did not issue" % (
-                short_name(candidate.subject), short_name(issuer.subject))
+            return candidate, "unauthorised", "the %s is signed by an unauthorised key: %r, which the issuer %r did not issue" % (
+                what, short_name(candidate.subject), short_name(issuer.subject))
         try:
             usages = candidate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except x509.ExtensionNotFound:
             usages = []
         if ExtendedKeyUsageOID.OCSP_SIGNING not in usages:
-            return candidate, "unauthorised", "the staple is signed by %r, which lacks the OCSP Signing extended key usage" % (
-                short_name(candidate.subject),)
+            return candidate, "unauthorised", "the %s is signed by an unauthorised key: %r lacks the OCSP Signing extended key usage" % (
+                what, short_name(candidate.subject))
         not_before = utc_attr(candidate, "not_valid_before")
         not_after = utc_attr(candidate, "not_valid_after")
         if not not_before - skew <= now <= not_after + skew:
-            return candidate, "unauthorised", "the staple's delegated responder certificate %r is not valid now (valid %s to %s)" % (
-                short_name(candidate.subject), iso_time(not_before), iso_time(not_after))
+            return candidate, "unauthorised", "the %s's delegated responder certificate %r is not valid now (valid %s to %s)" % (
+                what, short_name(candidate.subject), iso_time(not_before), iso_time(not_after))
         return candidate, "delegated", ""
-    return None, "unknown", "the staple is signed by a responder that is neither the issuer %r nor a certificate it authorised" % (
-        short_name(issuer.subject),)
+    return None, "unknown", "the %s is signed by a responder that is neither the issuer %r nor a certificate it authorised" % (
+        what, short_name(issuer.subject))
 
 
 def evaluate_staple(
@@ -255,18 +268,21 @@ def evaluate_staple(
     issuer: x509.Certificate | None,
     now: datetime.datetime | None = None,
     clock_skew: datetime.timedelta = datetime.timedelta(minutes=5),
+    what: str = STAPLE,
 ) -> StapleEvaluation:
     """Judge one stapled OCSP response as a careful TLS client would.
 
     ``staple`` is the raw response from the handshake (``None`` or empty when the
     server sent none), ``cert`` the served leaf and ``issuer`` its issuer, when known.
+    ``what`` is RESPONSE when the bytes came from the responder itself rather than from a
+    server: the verdict is the same, the reason then speaks of the responder's answer.
     """
     now = now or datetime.datetime.now(UTC)
     result = StapleEvaluation(must_staple=has_must_staple(cert))
     must_staple_note = " (the certificate requires OCSP Must-Staple: Firefox refuses this site)" if result.must_staple else ""
 
     if not staple:
-        result.reason = "no OCSP response stapled" + must_staple_note
+        result.reason = ("no OCSP response stapled" + must_staple_note) if what == STAPLE else "an empty body, not an OCSP response"
         result.retryable = True
         return result
     result.stapled = True
@@ -274,12 +290,23 @@ def evaluate_staple(
     try:
         response = ocsp.load_der_ocsp_response(staple)
     except ValueError as exc:
-        result.reason = "the stapled bytes are not an OCSP response (%s)" % exc
+        if what == STAPLE:
+            result.reason = "the stapled bytes are not an OCSP response (%s)" % exc
+        else:
+            result.reason = "something that is not an OCSP response (%d bytes starting %r)" % (len(staple), staple[:24])
         return result
 
     result.response_status = _RESPONSE_STATUS_NAMES.get(response.response_status.name, response.response_status.name)
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
-        result.reason = "the stapled response carries no status: the responder answered %s" % result.response_status + must_staple_note
+        meaning = _RESPONSE_STATUS_MEANINGS.get(result.response_status, "an error status")
+        if what == STAPLE:
+            result.reason = "the stapled response carries no certificate status, only %s (%s)" % (result.response_status, meaning)
+            if response.response_status == ocsp.OCSPResponseStatus.TRY_LATER:
+                # Apache (SSLStaplingFakeTryLater, on by default) staples a tryLater of its own when its query fails.
+                result.reason += "; the responder said so, or the server could not get an answer and made it up (Apache does)"
+            result.reason += must_staple_note
+        else:
+            result.reason = "%s, with no certificate status (%s)" % (result.response_status, meaning)
         result.retryable = response.response_status in (ocsp.OCSPResponseStatus.TRY_LATER, ocsp.OCSPResponseStatus.INTERNAL_ERROR)
         return result
 
@@ -289,13 +316,13 @@ def evaluate_staple(
             short_name(cert.subject),)
         return result
 
-    single, mismatch = _matching_single(response, cert, issuer)
+    single, mismatch = _matching_single(response, cert, issuer, what)
     if single is None:
         result.reason = mismatch
         return result
     result.names_certificate = True
 
-    signer, kind, problem = _check_signer(response, issuer, now, clock_skew)
+    signer, kind, problem = _check_signer(response, issuer, now, clock_skew, what)
     result.signer_kind = kind
     if signer is not None:
         result.signer = short_name(signer.subject)
@@ -305,7 +332,7 @@ def evaluate_staple(
     result.signature_valid = _verify_signature(
         signer.public_key(), response.signature, response.tbs_response_bytes, response.signature_hash_algorithm)
     if not result.signature_valid:
-        result.reason = "the staple's signature does not verify with the key of %r" % result.signer
+        result.reason = "the %s's signature does not verify with the key of %r" % (what, result.signer)
         return result
 
     this_update = utc_attr(single, "this_update")
@@ -329,12 +356,13 @@ def evaluate_staple(
         return result
 
     if this_update > now + clock_skew:
-        result.reason = "the staple is not valid yet (thisUpdate %s is %s ahead): check the clocks" % (
-            result.this_update, format_duration((this_update - now).total_seconds()))
+        result.reason = "the %s is not valid yet (thisUpdate %s is %s ahead): check the clocks" % (
+            what, result.this_update, format_duration((this_update - now).total_seconds()))
         return result
     if next_update is not None and next_update < now - clock_skew:
-        result.reason = "the staple is stale (nextUpdate %s passed %s ago): the server keeps an expired response" % (
-            result.next_update, format_duration((now - next_update).total_seconds()))
+        result.reason = "the %s is stale: it expired %s ago (nextUpdate %s)" % (
+            what, format_duration((now - next_update).total_seconds()), result.next_update)
+        result.reason += ": the server keeps an expired response" if what == STAPLE else ": the responder signs out-of-date responses"
         result.retryable = True
         return result
     result.fresh = True

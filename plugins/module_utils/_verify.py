@@ -10,6 +10,7 @@ for cold caches, the thread pool and the summary. No Ansible imports.
 from __future__ import annotations
 
 import datetime
+import socket
 import time
 from http.client import HTTPException
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ._ocsp import (
+    RESPONSE,
     UTC,
     StapleEvaluation,
     evaluate_staple,
@@ -149,18 +151,27 @@ def ask_responder(cert, issuer, policy: Policy) -> dict:
     try:
         body = policy.fetch(url, request_der(cert, issuer), policy.timeout)
     except (HTTPException, OSError, ValueError) as exc:
-        # urllib's HTTPError carries the status: the responder is there but refuses the request.
-        if getattr(exc, "code", None):
-            return {"url": url, "reachable": True, "cert_status": None, "reason": "its responder %s answers HTTP %s" % (url, exc.code)}
-        why = getattr(exc, "reason", None) or exc
-        return {"url": url, "reachable": False, "cert_status": None,
-                "reason": "its responder %s cannot be reached from here (%s): check that the server can reach it" % (url, why)}
-    evaluation = evaluate_staple(body, cert, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew))
+        return {"url": url, "reachable": bool(getattr(exc, "code", None)), "cert_status": None, "reason": _fetch_failure(url, exc, policy.timeout)}
+    evaluation = evaluate_staple(body, cert, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew), what=RESPONSE)
     if evaluation.ok:
         reason = "its responder %s answers good from here, so the server is not fetching or not serving it: check its error log" % url
     else:
         reason = "its responder %s answers: %s" % (url, evaluation.reason)
     return {"url": url, "reachable": True, "cert_status": evaluation.cert_status, "reason": reason}
+
+
+def _fetch_failure(url: str, exc: Exception, timeout: float) -> str:
+    """Why asking the responder failed, told apart: an HTTP error status, nothing listening, no answer in time."""
+    # urllib's HTTPError carries the status: the responder is there but answers with an error page.
+    if getattr(exc, "code", None):
+        return "its responder %s answers HTTP %s instead of an OCSP response" % (url, exc.code)
+    # urllib wraps connection errors in URLError(reason=<the socket error>); a read timeout comes bare.
+    cause = getattr(exc, "reason", None) or exc
+    if isinstance(cause, ConnectionRefusedError):
+        return "its responder %s cannot be reached from here (connection refused): nothing listens there, it is down" % url
+    if isinstance(cause, socket.timeout) or (isinstance(cause, OSError) and "timed out" in str(cause)):
+        return "its responder %s cannot be reached from here (timed out): no answer within %.1fs, it hangs or is too slow" % (url, timeout)
+    return "its responder %s cannot be reached from here (%s): check that the server can reach it" % (url, cause)
 
 
 def check_target(target: Target, policy: Policy, context=None) -> dict:
@@ -196,9 +207,14 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
     if result["applicable"] is False and not evaluation.stapled:
         result["reason"] = "not applicable: " + result["reason"]
     if evaluation.retryable and attempts > 1:
-        result["reason"] += " after %d handshakes over %.1fs" % (attempts, elapsed)
+        # After a reason that ends in a clause of its own (a stapled tryLater), a bare "after" would attach to that clause.
+        result["reason"] += ("; still so" if evaluation.stapled else "") + " after %d handshakes over %.1fs" % (attempts, elapsed)
     result["responder"] = None
-    if policy.fetch and shake.chain and not evaluation.stapled:
+    # Ask the responder when nothing was stapled, and when the staple carries no certificate status:
+    # Apache staples a tryLater of its own when its responder is down, hangs or answers garbage,
+    # which only the responder's own answer tells apart.
+    no_status = evaluation.stapled and evaluation.response_status not in (None, "successful")
+    if policy.fetch and shake.chain and (not evaluation.stapled or no_status):
         result["responder"] = ask_responder(shake.chain[0], issuer, policy)
         result["reason"] += "; " + result["responder"]["reason"]
     result.update({

@@ -97,10 +97,15 @@ options:
     type: path
   diagnose:
     description:
-      - When a target staples nothing, ask the certificate's OCSP responder directly from the host
-        running this module, and add its answer to the reason and to RV(targets[].responder), for
-        example that the certificate has no OCSP URL, that the responder is unreachable, or that
-        it says the certificate is revoked (nginx staples nothing rather than a revoked status).
+      - When a target staples nothing, or staples a response without a certificate status (such as
+        V(tryLater), which Apache makes up when it gets no answer from the responder), ask the
+        certificate's OCSP responder directly from the host running this module, and add its answer to
+        the reason and to RV(targets[].responder).
+      - The answer names the fault, for example that the certificate has no OCSP URL, that the responder
+        refuses connections (nothing listens), does not answer within O(timeout), answers an HTTP error
+        status or something that is not an OCSP response, answers V(tryLater) or V(unauthorized), signs with
+        an unauthorised key, sends an expired response or one about another certificate, or says the
+        certificate is revoked (nginx staples nothing rather than a revoked status).
     type: bool
     default: true
   report_only:
@@ -248,8 +253,9 @@ targets:
       type: bool
     responder:
       description:
-        - When nothing was stapled and O(diagnose) is on, what the certificate's responder answered when asked directly
-          (C(url), C(reachable), C(cert_status), C(reason)); null otherwise.
+        - When nothing was stapled, or the staple carries no certificate status, and O(diagnose) is on, what the
+          certificate's responder answered when asked directly (C(url), C(reachable), C(cert_status), C(reason)); null otherwise.
+        - C(reachable) is V(false) when the responder refused the connection or did not answer within O(timeout).
       type: dict
       sample: {url: "http://ocsp.example.com/", reachable: true, cert_status: revoked, reason: "its responder ... answers: ..."}
     certificate:

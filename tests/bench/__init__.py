@@ -6,7 +6,8 @@
         handshake_until(server.port, "good.test", lambda h: h.stapled)
 
 Everything lives in the bench folder, every port is picked at run time, and leaving the `with`
-block stops every process the bench started.
+block stops every process the bench started. For a responder that fails on purpose (down, slow, HTTP 500,
+tryLater, a forged response...), see bench.faulty_responder.
 """
 
 from __future__ import annotations
