@@ -39,11 +39,15 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._configtext import MARKER, ConfigError, EditPlan, LineIndex, collector_paused, indent_at, newline_of, read_text, sorted_glob, summarise_notes
+from ._configtext import (MARKER, MAX_INCLUDE_DEPTH, MAX_NESTING, ConfigError, EditPlan, LineIndex, check_bom, collector_paused, depth_of,
+                          include_depth_error, indent_at, nesting_error, newline_before, newline_of, read_text, sorted_glob, summarise_notes,
+                          unreadable_hint)
 
 _WAS = MARKER + ": was "
 _GLOB_CHARS = "*?["
 _VAR = re.compile(r"\$\{([A-Za-z0-9_:.-]+)\}")
+_BLANKS = re.compile(r"[ \t\r\n\f\v]*")
+_BLANK = re.compile(r"[ \t\r\n\f\v]")
 _NEEDS_QUOTES = re.compile(r"[\s\"'\\#<>]|^$")
 # Sections whose condition httpd evaluates while reading the configuration.
 _CONDITIONS = ("ifmodule", "ifdefine")
@@ -62,6 +66,9 @@ class ApacheConfigError(ConfigError):
 
     ``line`` is None when the error is about a file as a whole.
     """
+
+    # True for an include whose file does not exist: IncludeOptional skips it (and nothing else).
+    missing = False
 
 
 @dataclass(eq=False)
@@ -168,24 +175,25 @@ def _words(path: str, line: int, raw: str) -> list:
     words = []
     pos = 0
     size = len(raw)
+    # Searches rather than a loop per character: a 2 KiB header value or a 1 MB line took seconds.
     while True:
-        while pos < size and raw[pos] in " \t\r\n\f\v":
-            pos += 1
+        pos = _BLANKS.match(raw, pos).end()
         if pos >= size:
             return words
         char = raw[pos]
         if char in "\"'":
-            end = pos + 1
-            while end < size and raw[end] != char:
-                end += 2 if raw[end] == "\\" and end + 1 < size and raw[end + 1] == char else 1
-            if end >= size:
-                raise ApacheConfigError(path, line, "unterminated quoted string %s" % raw[pos:], "close it with a matching %s" % char)
+            # The closing quote is the first one not right after a backslash (a backslash is never
+            # itself escaped, so no run of them needs counting).
+            end = raw.find(char, pos + 1)
+            while end > 0 and raw[end - 1] == "\\":
+                end = raw.find(char, end + 1)
+            if end < 0:
+                raise ApacheConfigError(path, line, "unterminated quoted string %s" % raw[pos:pos + 80], "close it with a matching %s" % char)
             words.append(raw[pos + 1:end].replace("\\" + char, char))
             pos = end + 1
         else:
-            end = pos
-            while end < size and raw[end] not in " \t\r\n\f\v":
-                end += 1
+            blank = _BLANK.search(raw, pos)
+            end = size if blank is None else blank.start()
             words.append(raw[pos:end])
             pos = end
 
@@ -219,9 +227,13 @@ def _logical_lines(text: str):
             yield start, pos, content, first, stripped.startswith("#")
 
 
-def _parse(path: str, text: str) -> tuple:
+def _parse(path: str, text: str, depth: int = 0) -> tuple:
     """Top-level directives (sections with their blocks) and comment line numbers of one file,
-    as written: no include followed, no condition evaluated, ``args`` not expanded yet."""
+    as written: no include followed, no condition evaluated, ``args`` not expanded yet.
+    ``depth``: how many sections hold the file where it is included."""
+    bom = check_bom(path, text, "httpd")
+    if bom:
+        raise ApacheConfigError(*bom)
     root = []
     children = root
     stack = []
@@ -291,6 +303,8 @@ def _parse(path: str, text: str) -> tuple:
         if is_section:
             stack.append(directive)
             children = directive.block
+            if len(stack) + depth > MAX_NESTING:
+                raise ApacheConfigError(*nesting_error(path, line, len(stack) + depth))
     if stack:
         section = stack[-1]
         raise ApacheConfigError(path, section.line, "%s> was not closed" % section.name, "add </%s>" % section.name[1:])
@@ -367,9 +381,14 @@ class _Loader:
             reason = exc.strerror or str(exc)
             if include is None:
                 raise ApacheConfigError(path, None, "cannot read the configuration (%s)" % reason, "check the path of the main configuration file")
-            raise ApacheConfigError(include.path, include.line, 'could not open configuration file %s: %s' % (path, reason),
-                                    "fix the path of the %s or create the file" % include.name)
-        directives, comments = _parse(real, text)
+            error = ApacheConfigError(include.path, include.line, 'could not open configuration file %s: %s' % (path, reason),
+                                      unreadable_hint(exc, path, real, include.name))
+            # IncludeOptional skips what does not exist only; a file it cannot read is an error in httpd too.
+            error.missing = exc.errno == errno.ENOENT
+            raise error
+        if len(self.stack) >= MAX_INCLUDE_DEPTH:
+            raise ApacheConfigError(*include_depth_error(include.path, include.line))
+        directives, comments = _parse(real, text, depth_of(context))
         if real not in self.files:
             self.files[real] = ConfigFile(real, text, newline_of(text), directives, comments)
         for directive in directives:
@@ -429,7 +448,7 @@ class _Loader:
             try:
                 directive.included.extend(self.load(included, directive.parent, directive))
             except ApacheConfigError as exc:
-                missing = exc.path == directive.path and exc.line == directive.line and exc.message.startswith("could not open")
+                missing = exc.path == directive.path and exc.line == directive.line and exc.missing
                 if not (optional and missing):
                     raise
 
@@ -726,7 +745,7 @@ class _Plan(EditPlan):
         ops.append((directive.args_start, directive.args_end, " ".join(_quote(arg) for arg in args)))
         if self.marker_above(directive) is None:
             line_start = directive.start - len(indent_at(text, directive.start))
-            newline = self.config.files[directive.path].newline
+            newline = newline_before(text, directive.end, self.config.files[directive.path].newline)
             ops.append((line_start, line_start, "%s%s%s%s" % (indent_at(text, directive.start), _WAS, directive.raw_args, newline)))
 
     def add_lines(self, site: Site, additions: list) -> None:
@@ -734,7 +753,7 @@ class _Plan(EditPlan):
         config_file = self.config.files[vhost.path]
         offset, indent = _insertion_point(config_file, vhost)
         lines = self.insertions.setdefault((vhost.path, offset), {})
-        newline = config_file.newline
+        newline = newline_before(config_file.text, offset, config_file.newline)
         for name, args in additions:
             if name.lower() not in lines:
                 self.added[vhost.path] = self.added.get(vhost.path, 0) + 1
@@ -896,9 +915,28 @@ def _select(config: ApacheConfig, chains: dict) -> list:
     return selected
 
 
+def _check_contexts(config: ApacheConfig) -> None:
+    """httpd accepts the directives this editor manages at server scope and in <VirtualHost> only
+    ("not allowed in <Directory> context"): one inside another section makes `httpd -t` fail whatever
+    the edit, so it is named before any edit rather than after a rollback. Conditions count as
+    transparent, as httpd reads them."""
+    def visit(directives, section):
+        for directive in _effective(directives):
+            if directive.key == "<macro":
+                # mod_macro: a template, read only where a `Use` expands it (inside a vhost, maybe).
+                continue
+            if directive.block is not None:
+                visit(directive.block, directive)
+            elif directive.key in _MANAGED and section is not None and section.key != "<virtualhost":
+                raise ApacheConfigError(directive.path, directive.line, "%s not allowed in %s> context (opened at %s:%d)" % (
+                    directive.name, section.name, section.path, section.line), "move it to the <VirtualHost> it is meant for")
+    visit(config.main.directives, None)
+
+
 def _plan(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: str, state: str) -> _Plan:
     plan = _Plan(config, state)
     if state == "present":
+        _check_contexts(config)
         for site, chain in _select(config, chains):
             plan.present(site, chain)
         plan.present_ops()

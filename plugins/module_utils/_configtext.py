@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import gc
 import glob
+import os
+import stat
 
 
 class ConfigError(Exception):
@@ -29,7 +32,68 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         where = self.path if self.line is None else "%s:%d" % (self.path, self.line)
-        return "%s: %s; %s" % (where, self.message, self.hint)
+        return printable("%s: %s; %s" % (where, self.message, self.hint))
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes that are not UTF-8 (kept as surrogates by read_text) shown as \\xNN.
+
+    A module result must be valid UTF-8: ansible-core refuses one with a lone surrogate ("Refusing to
+    deserialize an invalid UTF8 string value") and the task fails after the files were changed, with
+    the module's own message lost. A Latin-1 comment in a file is enough to put one in a diff."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def json_safe(value):
+    """``value`` (dicts, lists and strings of a module result) with every string :func:`printable`."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return dict((json_safe(key), json_safe(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def safe_results(module) -> None:
+    """Make ``module``'s exit_json and fail_json pass only valid UTF-8 (see :func:`printable`)."""
+    exit_json, fail_json = module.exit_json, module.fail_json
+
+    def safe_exit(**result):
+        exit_json(**json_safe(result))
+
+    def safe_fail(msg, **result):
+        fail_json(msg=printable(msg), **json_safe(result))
+
+    module.exit_json = safe_exit
+    module.fail_json = safe_fail
+
+
+def move_or_oserror(move):
+    """``move(staged, path)`` whose every failure is an OSError naming what to do.
+
+    AnsibleModule.atomic_move raises a bare Exception when it cannot replace a file (an immutable
+    file, a read-only mount: what stops root): the transaction turns only an OSError into "could not
+    change <file> (...); everything was put back", anything else became a traceback."""
+    def guarded(staged: str, path: str) -> None:
+        try:
+            move(staged, path)
+        except OSError:
+            raise
+        except Exception as exc:
+            cause = exc.__cause__
+            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
+            raise OSError(errno.EPERM, "%s: it cannot be replaced; make it writable (lsattr shows an immutable flag: chattr -i; "
+                                       "a read-only mount: remount it read-write) and run again" % reason, path) from None
+    return guarded
 
 
 class LineIndex:
@@ -50,9 +114,79 @@ MARKER = "# ocsp.stapling"
 
 
 def read_text(path: str) -> str:
-    """A config file as text that writes back to the very same bytes (CRLF and odd bytes included)."""
-    with open(path, "r", encoding="utf-8", errors="surrogateescape", newline="") as stream:
+    """A config file as text that writes back to the very same bytes (CRLF and odd bytes included).
+
+    Only a regular file is read: opening a FIFO for reading would wait for a writer forever (the
+    run would hang holding the host lock), and a device or socket is no configuration. The open is
+    non-blocking for that reason; a directory raises IsADirectoryError, as the Apache loader expects.
+    """
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(handle).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+            raise OSError(errno.EINVAL, "not a regular file but %s, which the server would wait on or misread" % kind, path)
+        stream = open(handle, "r", encoding="utf-8", errors="surrogateescape", newline="")
+    except BaseException:
+        os.close(handle)
+        raise
+    with stream:
         return stream.read()
+
+
+def unreadable_hint(exc: OSError, path: str, real: str, what: str) -> str:
+    """What to do about an included file that cannot be read, by the reason it cannot."""
+    if exc.errno == errno.ENOENT and real != path:
+        return "%s is a symlink to %s, which does not exist: remove the link or restore its target" % (path, real)
+    if exc.errno == errno.EISDIR:
+        return "it is a directory: include the files in it with a glob such as %s" % os.path.join(path, "*.conf")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "make it readable by the user this runs as, or fix the path of the %s" % what
+    if exc.errno == errno.EINVAL:
+        return "replace it with a regular file, or fix the path of the %s" % what
+    return "fix the path of the %s or create the file" % what
+
+
+# Neither server limits how deep blocks nest or includes chain, but this module walks them
+# recursively, and Python's recursion limit (1,000 frames) crashed it at about 500 levels. These
+# limits are far beyond any real configuration and well within that budget.
+MAX_NESTING = 100
+MAX_INCLUDE_DEPTH = 32
+
+
+def nesting_error(path: str, line: int, depth: int) -> tuple:
+    """The ConfigError arguments for a block opened ``depth`` levels deep (includes counted)."""
+    return (path, line, "blocks nested %d deep (counting the blocks around the include of this file); at most %d are supported" % (
+        depth, MAX_NESTING), "move the inner blocks out, into fewer levels")
+
+
+def include_depth_error(path: str, line: int) -> tuple:
+    return (path, line, "includes nested more than %d deep" % MAX_INCLUDE_DEPTH, "include the files from fewer levels")
+
+
+def depth_of(directive) -> int:
+    """How many blocks hold ``directive``'s children: the directive and its parents."""
+    depth = 0
+    while directive is not None:
+        depth += 1
+        directive = directive.parent
+    return depth
+
+
+# U+FEFF as the first character: neither nginx nor httpd skips it (both read it as part of the
+# first directive's name and refuse the file), so a file starting with it is an error here too,
+# rather than a site silently not found.
+BOM = "\ufeff"
+
+
+def check_bom(path: str, text: str, server: str):
+    """The ConfigError arguments for a file that starts with a UTF-8 byte order mark, else None."""
+    if text.startswith(BOM):
+        return (path, 1, "the file starts with a UTF-8 byte order mark (bytes EF BB BF), which %s reads as part of the first directive name" % server,
+                "save the file as UTF-8 without BOM (remove its first 3 bytes)")
+    return None
 
 
 def text_bytes(text: str) -> bytes:
@@ -69,6 +203,15 @@ def newline_of(text: str) -> str:
     """The line ending a file uses, judged by its first line, for the lines an edit adds."""
     first = text.find("\n")
     return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
+
+
+def newline_before(text: str, offset: int, default: str) -> str:
+    """The ending of the line that ends right before ``offset`` (``default`` if none does): lines an
+    edit adds take the ending of the line they follow, so that a file with mixed endings keeps each
+    part as it is."""
+    if offset > 0 and text[offset - 1] == "\n":
+        return "\r\n" if offset > 1 and text[offset - 2] == "\r" else "\n"
+    return default
 
 
 def line_starts(text: str) -> list:

@@ -24,7 +24,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._configtext import MARKER, ConfigError, EditPlan, LineIndex, collector_paused, indent_at, line_starts, newline_of, read_text, sorted_glob, summarise_notes
+from ._configtext import (MARKER, MAX_INCLUDE_DEPTH, MAX_NESTING, ConfigError, EditPlan, LineIndex, check_bom, collector_paused, depth_of,
+                          include_depth_error, indent_at, line_starts, nesting_error, newline_before, newline_of, read_text, sorted_glob, summarise_notes,
+                          unreadable_hint)
 
 # Starts with the space the editor writes before the comment, so that removing it restores
 # the line exactly.
@@ -51,6 +53,13 @@ _TOKEN = re.compile(
     r"|(?P<bad>[\"'\\])"
     r"|(?P<eof>\Z))"
 )
+# nginx reads its configuration through a 4096-byte buffer (NGX_CONF_BUFFER) and refuses a token
+# that does not fit in it with the character after it, as "too long parameter": a word or a comment
+# of 4096 bytes or more, a quoted string (quotes included) of more than 4096. Below this many
+# characters no token can reach that (4 bytes per character at most), so most are never measured.
+_CONF_BUFFER = 4096
+_SHORT_TOKEN = _CONF_BUFFER // 4 - 1
+
 # What nginx accepts right after a closing quote (`)` for `if ($a = "b")`).
 _AFTER_QUOTE = " \t\r\n;{)"
 
@@ -222,8 +231,19 @@ def _skip_lua(path: str, text: str, pos: int, line_of, directive: Directive) -> 
             pos = end + len(close)
 
 
-def _parse(path: str, text: str) -> tuple:
-    """Top-level directives (with their blocks) and comment spans of one file; includes untouched."""
+def _check_length(text: str, start: int, end: int, kind: str, fail) -> None:
+    size = len(text[start:end].encode("utf-8", "surrogateescape"))
+    if size > _CONF_BUFFER if kind in ("dq", "sq") else size >= _CONF_BUFFER:
+        fail(start, 'too long parameter "%s..." (%d bytes): nginx reads at most %d bytes per word, comment or quoted string' % (
+            text[start:start + 10], size, _CONF_BUFFER), "shorten it (a long comment can be split into several lines)")
+
+
+def _parse(path: str, text: str, depth: int = 0) -> tuple:
+    """Top-level directives (with their blocks) and comment spans of one file; includes untouched.
+    ``depth``: how many blocks hold the file where it is included."""
+    bom = check_bom(path, text, "nginx")
+    if bom:
+        raise NginxConfigError(*bom)
     starts = line_starts(text)
 
     def line_of(offset: int) -> int:
@@ -245,6 +265,8 @@ def _parse(path: str, text: str) -> tuple:
         kind = match.lastgroup
         start = match.start(kind)
         pos = match.end()
+        if pos - start > _SHORT_TOKEN and kind in ("word", "dq", "sq", "comment"):
+            _check_length(text, start, pos, kind, fail)
         if kind == "word":
             words.append((_unescape(match.group(kind)), start, pos))
         elif kind in ("dq", "sq"):
@@ -293,6 +315,8 @@ def _parse(path: str, text: str) -> tuple:
                 else:
                     stack.append(directive)
                     children = directive.block
+                    if len(stack) + depth > MAX_NESTING:
+                        raise NginxConfigError(*nesting_error(path, directive.line, len(stack) + depth))
         elif kind == "eof":
             if words:
                 fail(words[0][1], 'unexpected end of file in "%s", expecting ";" or "}"' % words[0][0], 'end the directive with ";"')
@@ -336,11 +360,12 @@ class _Loader:
             reason = exc.strerror or str(exc)
             if include is None:
                 raise NginxConfigError(path, None, "cannot read the configuration (%s)" % reason, "check the path of the main configuration file")
-            raise NginxConfigError(include.path, include.line, 'open() "%s" failed (%s)' % (path, reason),
-                                   "fix the path of the include or create the file")
+            raise NginxConfigError(include.path, include.line, 'open() "%s" failed (%s)' % (path, reason), unreadable_hint(exc, path, real, "include"))
+        if len(self.stack) >= MAX_INCLUDE_DEPTH:
+            raise NginxConfigError(*include_depth_error(include.path, include.line))
         # A file included twice is parsed once per inclusion, so that every copy of its
         # directives knows its own context; the first parse is the one kept in `files`.
-        directives, comments = _parse(real, text)
+        directives, comments = _parse(real, text, depth_of(context))
         if real not in self.files:
             self.files[real] = ConfigFile(real, text, newline_of(text), directives, comments)
         for directive in directives:
@@ -686,7 +711,11 @@ class _Plan(EditPlan):
         additions = []
         for name, args in wanted:
             if name in own:
-                # nginx rejects duplicates; if there are some anyway, the last one is the one to fix.
+                if len(own[name]) > 1:
+                    # nginx refuses the configuration ("is duplicate"); which one was meant is for a person to say.
+                    first, second = own[name][:2]
+                    raise NginxConfigError(second.path, second.line, '"%s" directive is duplicate in this server block (first at %s:%d)' % (
+                        name, first.path, first.line), "remove one of them")
                 current = own[name][-1]
                 if not _same(prefix, name, current.args, args):
                     self.set_args(site, current, args)
@@ -715,9 +744,10 @@ class _Plan(EditPlan):
         config_file = self.config.files[server.path]
         offset, indent = _insertion_point(config_file, server)
         lines = self.insertions.setdefault((server.path, offset), {})
+        newline = newline_before(config_file.text, offset, config_file.newline)
         # A server block of a file included twice is met once per copy, with the same lines.
         for name, args in additions:
-            lines[name] = "%s%s %s; %s%s" % (indent, name, " ".join(_quote(arg) for arg in args), MARKER, config_file.newline)
+            lines[name] = "%s%s %s; %s%s" % (indent, name, " ".join(_quote(arg) for arg in args), MARKER, newline)
 
     def lines_added(self, path: str) -> int:
         """How many lines the plan adds to ``path``; counted once for all files, as the check runs per file."""
@@ -896,9 +926,35 @@ def _sites_at(config: NginxConfig) -> dict:
     return found
 
 
+# Where nginx accepts each managed directive: the top-level blocks (and their `server` blocks).
+# `ssl_trusted_certificate` exists in the stream and mail modules too; the stapling flags do not.
+_CONTEXTS = {"ssl_stapling": ("http",), "ssl_stapling_verify": ("http",), "ssl_trusted_certificate": ("http", "stream", "mail")}
+
+
+def _check_contexts(config: NginxConfig) -> None:
+    """nginx accepts the stapling directives in `http` and its `server` blocks only: one elsewhere
+    (`events`, `location`, `if`, a `stream` server) makes `nginx -t` fail whatever the edit, so it is
+    named before any edit rather than after a rollback."""
+    def allowed(name: str, parent: Directive | None) -> bool:
+        if parent is not None and parent.name == "server":
+            parent = parent.parent
+        return parent is not None and parent.parent is None and parent.name in _CONTEXTS[name]
+
+    def visit(directives, parent):
+        for directive in _effective(directives):
+            if directive.block is not None:
+                visit(directive.block, directive)
+            elif directive.name in _MANAGED and not allowed(directive.name, parent):
+                where = "the main context" if parent is None else 'a "%s" block' % parent.name
+                raise NginxConfigError(directive.path, directive.line, '"%s" directive is not allowed here (in %s)' % (directive.name, where),
+                                       "move it into the server block it is meant for, or into http")
+    visit(config.main.directives, None)
+
+
 def _plan(config: NginxConfig, chains: dict, resolver: list | None, include_default_servers: bool, state: str) -> _Plan:
     plan = _Plan(config, state)
     if state == "present":
+        _check_contexts(config)
         for site, chain in _select(config, chains, include_default_servers):
             plan.present(site, chain, resolver)
         plan.present_ops()

@@ -296,7 +296,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
     parse_nginx_version,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text, safe_results
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError, bundle_certificates, site_certificates, wanted_issuers
 
 
@@ -451,6 +451,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
+    safe_results(module)  # odd bytes of a configuration file reach the result (diff, messages)
     wanted = ["nginx", "apache"] if module.params["server"] == "auto" else [module.params["server"]]
     binaries = {server: find_binary(module, server) for server in wanted}
     found = [server for server in wanted if binaries[server]]
