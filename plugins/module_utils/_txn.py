@@ -6,15 +6,51 @@
 One lock per host serialises runs (two plays, or a play and a person's script); every touched
 file is backed up before it is replaced, and a failed server test puts every file back byte for
 byte. Standard library only: this runs on managed hosts.
+
+Crash safety. A run can die at any point (SIGKILL, OOM killer, power cut, a lost SSH session
+taking sudo with it), and then no ``finally`` runs. So a transaction with a journal writes ahead:
+before each change it durably records (fsync of the file and of its folder) what was at the path
+- a backup of the file with its mode and owner, "nothing", or a symlink's target - and only then
+makes the change. The journal is removed once the server test has passed (the commit) or once a
+rollback is complete. A journal found at the start of a run therefore means "a transaction was
+interrupted": ``recover`` rolls it back, every path to its state before that transaction, so that
+the run starts from a state the server has already accepted and converges from there.
+
+Every file is replaced by a rename (never rewritten in place) and every symlink is created or
+replaced in one call, so whatever the moment of the crash, each path holds either its old or its
+new content, never a part of one.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
+import json
 import os
+import shutil
+import signal
+import stat
 import tempfile
 import time
+
+JOURNAL_NAME = "ocsp-stapling.journal"
+JOURNAL_VERSION = 1
+# Prefix of every temporary file this module puts beside a configuration file. It starts with a dot
+# so that include globs such as ``sites-enabled/*`` never load one, and a recovery removes the ones
+# a killed run left in the folders it touched.
+TEMPORARY_PREFIX = ".ocsp-stapling-"
+
+# Test hook, inert unless set: the crash tests set it to one of KILL_STEPS, and the process SIGKILLs
+# itself the first time it reaches that step, as a power cut would stop it there.
+KILL_AT_VARIABLE = "OCSP_STAPLING_TEST_KILL_AT"
+KILL_STEPS = ("before-backup", "after-backup", "between-files", "after-write", "before-test", "after-test-before-commit", "during-rollback")
+
+
+def checkpoint(step: str) -> None:
+    """Test hook: die here (SIGKILL, no cleanup) when OCSP_STAPLING_TEST_KILL_AT names ``step``."""
+    if os.environ.get(KILL_AT_VARIABLE) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class TransactionError(Exception):
@@ -66,6 +102,15 @@ class HostLock:
             self._fd = None
 
 
+def fsync_folder(folder: str) -> None:
+    """Make the names in ``folder`` durable: a rename or unlink is only on disk once its folder is synced."""
+    fd = os.open(folder or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str, data: bytes) -> None:
     """Replace ``path`` with ``data`` in one rename, keeping its owner and mode.
 
@@ -77,7 +122,7 @@ def atomic_write(path: str, data: bytes) -> None:
         status = os.stat(path)
     except FileNotFoundError:
         status = None
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".ocsp-stapling-")
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -96,6 +141,65 @@ def atomic_write(path: str, data: bytes) -> None:
         raise
 
 
+def _durable_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write a file of our own (journal, backup) atomically and durably: temporary file, fsync, rename, fsync of the folder."""
+    folder = os.path.dirname(path) or "."
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    fsync_folder(folder)
+
+
+def _makedirs_durably(folder: str, mode: int = 0o700) -> None:
+    """os.makedirs, with every new folder's parent synced, so that the folder survives a power cut too."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new, mode)
+        except FileExistsError:
+            continue
+        fsync_folder(os.path.dirname(new))
+
+
+def _atomic_symlink(target: str, path: str) -> None:
+    """Make ``path`` a symlink to ``target``, replacing whatever is there in one rename (never a moment without it)."""
+    folder = os.path.dirname(path) or "."
+    for _attempt in range(100):
+        temporary = os.path.join(folder, "%s%s" % (TEMPORARY_PREFIX, os.urandom(6).hex()))
+        try:
+            os.symlink(target, temporary)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise OSError(errno.EEXIST, "no free temporary name in %s" % folder)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 class _Symlink:
     """What was at a path that was a symlink, to put the link back (not a copy of its target)."""
 
@@ -103,39 +207,148 @@ class _Symlink:
         self.target = target
 
 
+class _Backups:
+    """Copies of the original files, under one folder per transaction (a time stamp) that mirrors their paths.
+
+    Outside the server's config tree on purpose: a backup beside the file would be loaded by an
+    include glob and break the server. Each copy is durable before the journal names it.
+    """
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.root = None
+
+    def save(self, path: str, data: bytes, mode: int) -> str:
+        if self.root is None:
+            _makedirs_durably(self.base)
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            # Two runs in one second must not share a folder: the second would overwrite the first's copies.
+            for suffix in [""] + [".%d" % number for number in range(1, 1000)]:
+                try:
+                    os.mkdir(os.path.join(self.base, stamp + suffix), 0o700)
+                except FileExistsError:
+                    continue
+                self.root = os.path.join(self.base, stamp + suffix)
+                fsync_folder(self.base)
+                break
+            else:
+                raise OSError(errno.EEXIST, "no free backup folder name in %s" % self.base)
+        target = os.path.join(self.root, path.lstrip(os.sep))
+        _makedirs_durably(os.path.dirname(target))
+        _durable_write(target, data, mode & 0o777 | 0o600)
+        return target
+
+
+class JournalError(TransactionError):
+    """A journal exists but cannot be trusted: it is left where it is, and the message says what to do."""
+
+
+class Journal:
+    """The write-ahead record of one transaction: ``folder``/ocsp-stapling.journal, JSON, replaced atomically.
+
+    ``intent`` is what the caller wants a later recovery to know about the run (module, state, ...).
+    With ``keep_backups`` false the copies are removed with the journal (the caller asked for no
+    backup folder); otherwise they stay in ``folder`` as the history they always were.
+    """
+
+    def __init__(self, folder: str, intent: dict | None = None, keep_backups: bool = True) -> None:
+        self.folder = folder
+        self.path = os.path.join(folder, JOURNAL_NAME)
+        self.backups = _Backups(folder)
+        self.keep_backups = keep_backups
+        self.state = dict(version=JOURNAL_VERSION, pid=os.getpid(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                          intent=intent or {}, keep_backups=keep_backups, phase="applying", steps=[])
+
+    def begin(self) -> None:
+        if os.path.lexists(self.path):
+            # recover() runs first under the same lock; a journal here means it was not called.
+            raise JournalError("%s exists: an interrupted transaction must be recovered before a new one starts" % self.path)
+        _makedirs_durably(self.folder)
+        self.save()
+
+    def save(self) -> None:
+        self.state["backup_root"] = self.backups.root
+        _durable_write(self.path, json.dumps(self.state, indent=1, sort_keys=True).encode("utf-8"))
+
+    def discard(self) -> None:
+        """The commit point (or the end of a complete rollback): afterwards nothing is left to recover."""
+        os.unlink(self.path)
+        fsync_folder(self.folder)
+        if not self.keep_backups and self.backups.root:
+            shutil.rmtree(self.backups.root, ignore_errors=True)
+
+
 class FileTransaction:
     """Files replaced, created, linked or removed so far, with what was there before, so that all of
-    it can be put back."""
+    it can be put back.
 
-    def __init__(self, writer=atomic_write, backup_dir: str | None = None) -> None:
+    With a ``journal`` every step is recorded durably before it is made (see the module docstring);
+    without one, the originals are kept in memory only (and copied to ``backup_dir`` when given).
+    """
+
+    def __init__(self, writer=atomic_write, backup_dir: str | None = None, journal: Journal | None = None) -> None:
         self._writer = writer
-        self._backup_dir = backup_dir
-        self.originals = {}  # real path -> original bytes, or None where nothing was; in the order first touched
-        self.modes = {}  # real path -> original permission bits, for the files whose mode a write sets
+        self._journal = journal
+        self._backups = journal.backups if journal is not None else (_Backups(backup_dir) if backup_dir else None)
+        self.steps = []  # what was at each touched path before, in the order first touched (see _record)
+        self.originals = {}  # real path -> original bytes, _Symlink, or None where nothing was
         self.folders = []  # folders created, parents first, removed again by a rollback
         self.current = None  # the path being changed, to name it when the change fails
 
-    def _remember(self, path: str) -> None:
-        if path in self.originals:
-            return
-        if os.path.lexists(path):
+    def _record(self, path: str, operation: str) -> dict | None:
+        """Note what is at ``path`` before its first change, durably when journaled; None when already noted."""
+        if path in self.originals and operation != "mkdir":
+            return None
+        checkpoint("before-backup")
+        step = dict(op=operation, path=path, done=False)
+        # What is there decides what to record, not the operation: a link() that finds a file in its way
+        # fails, and its rollback must not then remove that file.
+        if operation == "mkdir":
+            before = None
+        elif os.path.islink(path):
+            before = _Symlink(os.readlink(path))
+            step.update(kind="symlink", target=before.target)
+        elif os.path.isfile(path):
+            status = os.stat(path)
             with open(path, "rb") as stream:
-                self.originals[path] = stream.read()
-            if self._backup_dir:
-                self._save_backup(path, self.originals[path])
+                before = stream.read()
+            step.update(kind="file", sha256=_digest(before), mode=stat.S_IMODE(status.st_mode), uid=status.st_uid, gid=status.st_gid)
+            if self._backups is not None:
+                step["backup"] = self._backups.save(path, before, status.st_mode)
         else:
-            self.originals[path] = None
+            before = None
+        step.setdefault("kind", "absent")
+        if operation == "mkdir":
+            self.folders.append(path)
+        else:
+            self.originals[path] = before
+        self.steps.append(dict(step, data=before))
+        if self._journal is not None:
+            self._journal.state["steps"].append(step)
+            self._journal.save()
+        checkpoint("after-backup")
+        return step
+
+    def _mark(self, step: dict | None) -> None:
+        """Mark a recorded step as made (a recovery restores it either way: the mark tells a person how far the run got)."""
+        if step is not None:
+            step["done"] = True
+            if self._journal is not None:
+                self._journal.save()
+
+    def _done(self, step: dict | None) -> None:
+        self._mark(step)
+        checkpoint("between-files")
 
     def write(self, path: str, data: bytes, mode: int | None = None) -> None:
         """Replace ``path`` with ``data``; with ``mode``, set its permission bits too (else they are kept)."""
         path = os.path.realpath(path)  # a symlinked site is edited at its target; the link stays
         self.current = path
-        self._remember(path)
-        if mode is not None and path not in self.modes and self.originals[path] is not None:
-            self.modes[path] = os.stat(path).st_mode & 0o7777
+        step = self._record(path, "write")
         self._writer(path, data)
         if mode is not None:
             os.chmod(path, mode)
+        self._done(step)
 
     def makedirs(self, path: str, mode: int = 0o755) -> None:
         """Create the folder ``path`` and its missing parents with ``mode``, as a rollback will remove them."""
@@ -149,61 +362,242 @@ class FileTransaction:
             folder = parent
         for folder in reversed(missing):
             self.current = folder
+            step = self._record(folder, "mkdir")
             os.mkdir(folder)
-            self.folders.append(folder)
             os.chmod(folder, mode)  # mkdir's mode is cut by the umask
+            self._mark(step)
 
     def remove(self, path: str) -> None:
         path = os.path.realpath(path)
         self.current = path
-        self._remember(path)
+        step = self._record(path, "remove")
         os.unlink(path)
+        self._done(step)
 
     def link(self, path: str, target: str) -> None:
         """Create the symlink ``path`` -> ``target`` (as a2enmod / a2enconf do); nothing must be there."""
         self.current = path
-        self.originals.setdefault(path, None)
-        os.symlink(target, path)
+        step = self._record(path, "link")
+        os.symlink(target, path)  # fails when something is there: never replaces a file or link silently
+        self._done(step)
 
     def unlink(self, path: str) -> None:
         """Remove the symlink ``path`` itself (as a2disconf does), never its target."""
         self.current = path
-        self.originals.setdefault(path, _Symlink(os.readlink(path)))
+        step = self._record(path, "unlink")
         os.unlink(path)
+        self._done(step)
 
-    def _save_backup(self, path: str, data: bytes) -> None:
-        # Outside the server's config tree on purpose: a backup beside the file would be loaded by
-        # an include glob and break the server.
-        target = os.path.join(self._backup_dir, time.strftime("%Y%m%dT%H%M%S"), path.lstrip(os.sep))
-        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-        with open(target, "wb") as stream:
-            stream.write(data)
+    def synced(self) -> None:
+        """Make every change durable (the folders of the renames), before the journal goes at the commit."""
+        for folder in sorted({os.path.dirname(step["path"]) for step in self.steps}):
+            if os.path.isdir(folder):
+                fsync_folder(folder)
 
     def rollback(self) -> list:
-        """Put every touched path back as it was; return the paths restored."""
-        failures = []
-        for path, data in reversed(list(self.originals.items())):
-            try:
-                if data is None or isinstance(data, _Symlink):
-                    if os.path.lexists(path):
-                        os.unlink(path)
-                    if isinstance(data, _Symlink):
-                        os.symlink(data.target, path)
-                else:
-                    self._writer(path, data)
-                    if path in self.modes:
-                        os.chmod(path, self.modes[path])
-            except OSError as exc:
-                failures.append("%s (%s)" % (path, exc.strerror or exc))
-        # Last, when the files in them are gone again; deepest first.
-        for folder in reversed(self.folders):
-            try:
-                os.rmdir(folder)
-            except OSError as exc:
-                failures.append("%s (%s)" % (folder, exc.strerror or exc))
+        """Put every touched path back as it was; return the paths restored (files and links, then folders)."""
+        if self._journal is not None:
+            self._journal.state["phase"] = "rolling-back"
+            self._journal.save()
+        failures = _restore(self.steps, lambda step: step["data"], self._writer)
         if failures:
-            raise TransactionError("could not restore %s: restore them from the backups by hand" % ", ".join(failures))
+            raise TransactionError("could not restore %s: restore them from the backups by hand%s" % (", ".join(failures), (
+                "; the journal %s lists them and the next run tries again" % self._journal.path) if self._journal else ""))
+        if self._journal is not None:
+            self._journal.discard()
         return list(self.originals) + self.folders
+
+
+def _same_file(path: str, step: dict, data: bytes) -> bool:
+    """Whether ``path`` already is the regular file ``step`` recorded (bytes, mode, and owner where we could set it)."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(status.st_mode) or stat.S_IMODE(status.st_mode) != step["mode"]:
+        return False
+    if os.geteuid() == 0 and (status.st_uid, status.st_gid) != (step["uid"], step["gid"]):
+        return False
+    with open(path, "rb") as stream:
+        return stream.read() == data
+
+
+def _restore_step(step: dict, original, writer) -> bool:
+    """Put one path back; return whether anything had to change. Safe to repeat (a recovery may be interrupted too)."""
+    path = step["path"]
+    if step["op"] == "mkdir":
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+            return True
+        return False
+    if step["kind"] == "file":
+        if _same_file(path, step, original):
+            return False
+        if os.path.islink(path):
+            os.unlink(path)  # the writer would follow a link; the path held a plain file
+        writer(path, original)
+        os.chmod(path, step["mode"])
+        if os.geteuid() == 0:
+            os.chown(path, step["uid"], step["gid"])
+        return True
+    if step["kind"] == "symlink":
+        if os.path.islink(path) and os.readlink(path) == step["target"]:
+            return False
+        _atomic_symlink(step["target"], path)
+        return True
+    if os.path.lexists(path) and not os.path.isdir(path):
+        os.unlink(path)
+        return True
+    return False
+
+
+def _restore(steps: list, original, writer, restored: list | None = None) -> list:
+    """Undo ``steps``, last first; return the failures ("path (reason)"). Paths changed go to ``restored``."""
+    failures = []
+    # A run killed inside a writer leaves its temporary file beside the target: ours, maybe half written, and
+    # in the way of the removal of a folder the transaction created. First thing to go.
+    for folder in sorted({os.path.dirname(step["path"]) for step in steps} | {step["path"] for step in steps if step["op"] == "mkdir"}):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(TEMPORARY_PREFIX) and not os.path.isdir(os.path.join(folder, name)):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError as exc:
+                    failures.append("%s (%s)" % (os.path.join(folder, name), exc.strerror or exc))
+    for number, step in enumerate(reversed(steps)):
+        if number == 1:
+            checkpoint("during-rollback")  # one path is back, the others not yet
+        try:
+            if _restore_step(step, original(step), writer) and restored is not None:
+                restored.append(step["path"])
+        except OSError as exc:
+            failures.append("%s (%s)" % (step["path"], exc.strerror or exc))
+    return failures
+
+
+def journal_folder(backup_dir: str | None, lock_path: str) -> tuple:
+    """Where the journal lives, and whether its backups stay: (folder, keep_backups).
+
+    In the backup folder when there is one (persistent: /var/backups survives a reboot); without
+    one, in a folder beside the lock file (the backups are then removed at the end of each transaction).
+    """
+    if backup_dir:
+        return backup_dir, True
+    return lock_path + ".journal", False
+
+
+def _read_journal(path: str) -> dict:
+    """The journal at ``path``, checked; JournalError with what to do when it cannot be trusted."""
+    folder = os.path.dirname(path)
+    advice = ("the files it names may be half changed: compare them with the newest copies under %s, put back what differs, "
+              "then delete %s and run again" % (folder, path))
+    try:
+        with open(path, "rb") as stream:
+            state = json.loads(stream.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise JournalError("cannot read %s, the journal of an interrupted ocsp.stapling run (%s); %s" % (
+            path, getattr(exc, "strerror", None) or exc, advice)) from None
+    problem = None
+    if not isinstance(state, dict) or state.get("version") != JOURNAL_VERSION or not isinstance(state.get("steps"), list):
+        problem = "not a journal of version %d" % JOURNAL_VERSION
+    else:
+        for step in state["steps"]:
+            if not isinstance(step, dict) or not isinstance(step.get("path"), str) or not os.path.isabs(step["path"]) \
+                    or step.get("op") not in ("write", "remove", "link", "unlink", "mkdir") \
+                    or step.get("kind") not in ("file", "absent", "symlink") \
+                    or (step["kind"] == "file" and not all(key in step for key in ("backup", "sha256", "mode", "uid", "gid"))) \
+                    or (step["kind"] == "symlink" and not isinstance(step.get("target"), str)):
+                problem = "step %r is incomplete" % (step,)
+                break
+    if problem:
+        raise JournalError("cannot use %s, the journal of an interrupted ocsp.stapling run: %s; %s" % (path, problem, advice))
+    return state
+
+
+def _load_backup(path: str, step: dict) -> bytes:
+    try:
+        with open(step["backup"], "rb") as stream:
+            data = stream.read()
+    except OSError as exc:
+        raise JournalError("the backup %s of %s, named by the journal %s, cannot be read (%s): restore %s by hand, then delete %s" % (
+            step["backup"], step["path"], path, exc.strerror, step["path"], path)) from None
+    if _digest(data) != step["sha256"]:
+        raise JournalError("the backup %s of %s, named by the journal %s, is not the copy that was made: restore %s by hand, then delete %s" % (
+            step["backup"], step["path"], path, step["path"], path))
+    return data
+
+
+def recover(folder: str, writer=atomic_write, check: bool = False) -> dict | None:
+    """Roll back the transaction whose journal a killed run left in ``folder``; None when there is none.
+
+    Call it under the host lock, before planning. Every journaled path goes back to its state
+    before that transaction (files byte for byte with mode and owner, links, "nothing" for what it
+    created, its new folders removed), whatever step it was stopped at, since the server never
+    reloaded a configuration that was not committed. With ``check`` nothing is changed: the
+    report says what would be. Returns {journal, paths (put back, or that would be), phase,
+    started, pid, intent}. Safe to repeat: a recovery that is itself interrupted leaves the journal.
+    """
+    try:
+        return _recover(folder, writer, check)
+    except OSError as exc:
+        # Whatever stopped it (a folder that cannot be read, a full disk), the journal stays for the next run.
+        raise TransactionError("could not recover the interrupted transaction recorded in %s (%s: %s); fix that and run again" % (
+            os.path.join(folder, JOURNAL_NAME), getattr(exc, "filename", None) or folder, exc.strerror or exc)) from None
+
+
+def _recover(folder: str, writer, check: bool) -> dict | None:
+    path = os.path.join(folder, JOURNAL_NAME)
+    if not os.path.isdir(folder):
+        return None
+    if not check:
+        # A run killed while writing the journal leaves a temporary file and the previous journal (or none); the
+        # temporary one was never the journal, so it is only removed.
+        for name in os.listdir(folder):
+            if name.startswith("." + JOURNAL_NAME + "."):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
+    if not os.path.lexists(path):
+        return None
+    state = _read_journal(path)
+    originals = {}
+    for step in state["steps"]:
+        if step["kind"] == "file":
+            originals[step["path"]] = _load_backup(path, step)
+    report = dict(journal=path, phase=state.get("phase"), started=state.get("started"), pid=state.get("pid"), intent=state.get("intent") or {})
+    if check:
+        report["paths"] = [step["path"] for step in reversed(state["steps"]) if _differs(step, originals.get(step["path"]))]
+        return report
+    restored = []
+    failures = _restore(state["steps"], lambda step: originals.get(step["path"]), writer, restored)
+    if failures:
+        raise TransactionError("could not roll back the interrupted transaction of %s: %s; fix that and run again (the journal stays)" % (
+            path, ", ".join(failures)))
+    for folder_name in sorted({os.path.dirname(step["path"]) for step in state["steps"]}):
+        if os.path.isdir(folder_name):
+            fsync_folder(folder_name)
+    os.unlink(path)
+    fsync_folder(folder)
+    if not state.get("keep_backups", True) and state.get("backup_root"):
+        shutil.rmtree(state["backup_root"], ignore_errors=True)
+    report["paths"] = restored
+    return report
+
+
+def _differs(step: dict, original) -> bool:
+    """Whether restoring ``step`` would change anything (check mode)."""
+    path = step["path"]
+    if step["op"] == "mkdir":
+        return os.path.isdir(path) and not os.path.islink(path)
+    if step["kind"] == "file":
+        return not _same_file(path, step, original)
+    if step["kind"] == "symlink":
+        return not (os.path.islink(path) and os.readlink(path) == step["target"])
+    return os.path.lexists(path) and not os.path.isdir(path)
 
 
 def staging_writer(move):
@@ -212,29 +606,66 @@ def staging_writer(move):
     Modules pass AnsibleModule.atomic_move, which also keeps the SELinux context of the file.
     """
     def write(path: str, data: bytes) -> None:
-        handle, staged = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".ocsp-stapling-")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        if not os.path.exists(path):
-            os.chmod(staged, 0o644)
-        move(staged, path)
+        handle, staged = tempfile.mkstemp(dir=os.path.dirname(path), prefix=TEMPORARY_PREFIX)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())  # the rename must never publish a file whose bytes are not on disk yet
+            if not os.path.exists(path):
+                os.chmod(staged, 0o644)
+            move(staged, path)
+        finally:
+            if os.path.lexists(staged):
+                os.unlink(staged)
     return write
 
 
-def apply_and_test(apply, test, test_name: str, writer=atomic_write, backup_dir: str | None = None) -> None:
+def apply_and_test(apply, test, test_name: str, writer=atomic_write, backup_dir: str | None = None, journal: Journal | None = None) -> None:
     """Make the changes (``apply(transaction)``), then ask the server (``test() -> (ok, output)``).
 
     When a change cannot be made or the server refuses the result, everything is put back byte for
     byte and ChangeRefused says why; nothing is reloaded either way, that is the caller's next step.
+    With a ``journal`` (see Journal) the transaction survives a crash: a later ``recover`` undoes it.
     """
-    transaction = FileTransaction(writer=writer, backup_dir=backup_dir)
+    if journal is not None:
+        journal.begin()
+    transaction = FileTransaction(writer=writer, backup_dir=backup_dir, journal=journal)
     try:
         apply(transaction)
     except OSError as exc:
         restored = transaction.rollback()
         raise ChangeRefused("could not change %s (%s); everything was put back" % (transaction.current, exc.strerror or exc), restored) from None
-    passed, output = test()
+    except Exception:
+        transaction.rollback()
+        raise
+    checkpoint("after-write")
+    if journal is not None:
+        journal.state["phase"] = "testing"
+        journal.save()
+    checkpoint("before-test")
+    try:
+        passed, output = test()
+    except Exception:
+        transaction.rollback()
+        raise
     if not passed:
         restored = transaction.rollback()
         raise ChangeRefused("%s failed after the edit, so every changed file was restored byte for byte and nothing was reloaded: %s" % (
             test_name, output), restored, output)
+    checkpoint("after-test-before-commit")
+    transaction.synced()
+    if journal is not None:
+        journal.discard()
+
+
+def recovery_message(report: dict, check: bool = False) -> str:
+    """The warning a module gives when it found the journal of an interrupted transaction."""
+    intent = report.get("intent") or {}
+    found = "an interrupted ocsp.stapling transaction (journal %s, started %s by %s pid %s, stopped while %s)" % (
+        report["journal"], report.get("started"), intent.get("module", "a run"), report.get("pid"), report.get("phase"))
+    paths = ", ".join(report["paths"]) or "nothing had changed yet"
+    if check:
+        return "%s would be rolled back first by a run that is not in check mode, putting back: %s; the changes shown here are " \
+               "against the files as the interrupted run left them" % (found, paths)
+    return "%s was rolled back before this run planned its changes; put back: %s" % (found, paths)

@@ -28,6 +28,20 @@ description:
     keep owner, mode and SELinux context, then O(test_command). If the test fails, every file and link
     is put back byte for byte and the task fails with Apache's message. The module does not reload
     Apache; the role does, gracefully, through a handler.
+  - "The transaction is crash safe: before each change it durably records in a journal what was at the path (a backup of
+    the file with its mode and owner, a symlink's target, or nothing), and removes the journal when the server test has
+    passed or the rollback is complete. Files are replaced by a rename and links created in one call, so nothing is
+    ever half written."
+  - "A run that was killed mid-transaction (SIGKILL, out of memory, power cut) leaves its journal. The next run of this
+    module or of M(ocsp.stapling.nginx_stapling) finds it, under the host lock and before planning, and rolls the
+    interrupted transaction back - every path it recorded to its state before that transaction, the files and links it
+    created removed - then plans from that state, so that the run converges. The result reports it (RV(recovered)) with
+    a warning. The interrupted change is rolled back even when its server test had passed: it was never reloaded."
+  - "The controller read the host before this run, so it may have seen a link of the interrupted run as if it were the
+    host's own (C(mods-enabled/socache_shmcb.load) makes C(socache_shmcb) look loaded). So, with O(state=present), a
+    link that the rollback removed and that the interrupted O(state=present) run meant to create is created again."
+  - "In check mode the rollback is only reported (RV(recovered)), and the changes shown are against the files as the
+    interrupted run left them. A journal that cannot be read fails the task, naming the journal and what to do."
 author:
   - ocsp.stapling maintainers (@ocsp-stapling)
 extends_documentation_fragment:
@@ -102,8 +116,16 @@ options:
     type: path
     default: /run/lock/ocsp-stapling.lock
   backup_dir:
-    description: Folder that receives a copy of every file before it is changed (never beside it, where an Include glob would load it).
+    description:
+      - Folder that receives a copy of every file before it is changed (never beside it, where an Include glob would load it).
+      - It also holds the journal of the transaction in progress (C(ocsp-stapling.journal)), so it should survive a
+        reboot (the role's default, C(/var/backups/ocsp-stapling), does).
+      - Without it the copies and the journal are kept in the folder C(<lock_path>.journal) while the transaction runs
+        and removed when it ends; with O(lock_path) on a tmpfs (C(/run/lock)) a power cut then loses them, a killed run does not.
     type: path
+notes:
+  - The environment variable C(OCSP_STAPLING_TEST_KILL_AT) is a test hook of the crash tests (the process kills itself at
+    the named step of the transaction); it does nothing unless set, and must not be set outside those tests.
 """
 
 EXAMPLES = r"""
@@ -160,6 +182,43 @@ test_output:
   description: What the server test printed when it failed.
   returned: failure
   type: str
+recovered:
+  description:
+    - The journal of an interrupted transaction that this run found and rolled back before planning (in check mode, what
+      that rollback would do; nothing is changed).
+  returned: when a run found such a journal
+  type: dict
+  contains:
+    journal:
+      description: The journal file; it is removed once the rollback is complete.
+      returned: always
+      type: str
+      sample: /var/backups/ocsp-stapling/ocsp-stapling.journal
+    paths:
+      description: Paths put back, or removed where the interrupted run had created them (in check mode, that would be), last changed first.
+      returned: always
+      type: list
+      elements: str
+      sample: [/etc/apache2/mods-enabled/socache_shmcb.load, /etc/apache2/conf-available/ocsp-stapling.conf]
+    phase:
+      description: How far the interrupted run got - V(applying) (changing files), V(testing) (all changed) or V(rolling-back).
+      returned: always
+      type: str
+      sample: testing
+    started:
+      description: When the interrupted transaction started (local time of the host, ISO 8601).
+      returned: always
+      type: str
+      sample: "2026-11-24T07:12:01+0000"
+    pid:
+      description: Process id of the interrupted run.
+      returned: always
+      type: int
+    intent:
+      description: What the interrupted run recorded about itself (C(module), C(state), and for Apache the C(links) it meant to create).
+      returned: always
+      type: dict
+      sample: {module: apache_stapling, state: present, links: {}}
 """
 
 import os
@@ -168,9 +227,19 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig, ApacheConfigError, plan_stapling
 from ansible_collections.ocsp.stapling.plugins.module_utils._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text, text_bytes
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import move_or_oserror, read_text, safe_results, text_bytes
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, HostLock, TransactionError, apply_and_test, staging_writer
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
+    ChangeRefused,
+    HostLock,
+    Journal,
+    TransactionError,
+    apply_and_test,
+    journal_folder,
+    recover,
+    recovery_message,
+    staging_writer,
+)
 
 
 def link_changes(links: dict, state: str) -> list:
@@ -183,6 +252,22 @@ def link_changes(links: dict, state: str) -> list:
         elif state == "absent" and exists and os.path.islink(path) and os.readlink(path) == target:
             changes.append(path)
     return changes
+
+
+def links_after_recovery(links: dict, recovered: dict | None, state: str) -> dict:
+    """``links``, plus those that a rollback just removed and that the interrupted run meant to create.
+
+    The controller read the host before the rollback and may have taken such a link for the host's own
+    (socache_shmcb looked loaded through it), leaving it out of ``links``; without it the server test fails.
+    """
+    wanted = dict(links)
+    intent = (recovered or {}).get("intent") or {}
+    if state == "present" and intent.get("module") == "apache_stapling" and intent.get("state") == "present":
+        removed = set(recovered["paths"])
+        for path, target in sorted((intent.get("links") or {}).items()):
+            if path in removed:
+                wanted.setdefault(path, target)
+    return wanted
 
 
 def main() -> None:
@@ -204,6 +289,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
+    safe_results(module)  # odd bytes of a configuration file reach the result (diff, messages)
     params = module.params
 
     def test() -> tuple:
@@ -211,12 +297,20 @@ def main() -> None:
         return rc == 0, (err + out).strip()
 
     modules = set(params["modules"]) if params["modules"] is not None else None
+    writer = staging_writer(move_or_oserror(module.atomic_move))
+    recovered = None
     try:
-        with HostLock(params["lock_path"]):
+        with HostLock(params["lock_path"]) as lock:
+            # First, under the lock and before reading anything: a transaction that a killed run left half done is rolled back.
+            folder, keep_backups = journal_folder(params["backup_dir"], lock.path)
+            recovered = recover(folder, writer, check=module.check_mode)
+            if recovered:
+                module.warn(recovery_message(recovered, module.check_mode))
+            wanted_links = links_after_recovery(params["links"], recovered, params["state"])
             config = ApacheConfig.load(params["conf_path"], reader=read_text, server_root=params["server_root"], env=params["env"], modules=modules)
             edits, summary = plan_stapling(config, params["chains"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
                                            state=params["state"])
-            links = link_changes(params["links"], params["state"])
+            links = link_changes(wanted_links, params["state"])
             chain_changes = plan_chain_files(params["chain_files"], params["state"])
 
             def before(path: str) -> str:
@@ -225,7 +319,7 @@ def main() -> None:
                 return read_text(path) if os.path.exists(path) else ""
 
             result = dict(
-                changed=bool(edits or links or chain_changes),
+                changed=bool(edits or links or chain_changes or (recovered and recovered["paths"])),
                 files=sorted(edits),
                 links=links,
                 chain_files=sorted(chain_changes),
@@ -233,6 +327,8 @@ def main() -> None:
                 diff=chain_file_diffs(chain_changes) + [
                     dict(before_header=path, after_header=path, before=before(path), after=text or "") for path, text in sorted(edits.items())],
             )
+            if recovered:
+                result["recovered"] = recovered
             if not result["changed"] or module.check_mode:
                 module.exit_json(**result)
 
@@ -247,17 +343,18 @@ def main() -> None:
                         transaction.write(path, text_bytes(text))
                 for path in links:
                     if params["state"] == "present":
-                        transaction.link(path, params["links"][path])
+                        transaction.link(path, wanted_links[path])
                     else:
                         transaction.unlink(path)
                 if params["state"] == "absent":
                     apply_chain_files(transaction, chain_changes)
 
-            apply_and_test(apply, test, " ".join(params["test_command"]), writer=staging_writer(module.atomic_move), backup_dir=params["backup_dir"])
+            journal = Journal(folder, intent=dict(module="apache_stapling", state=params["state"], links=wanted_links), keep_backups=keep_backups)
+            apply_and_test(apply, test, " ".join(params["test_command"]), writer=writer, journal=journal)
     except ChangeRefused as exc:
         module.fail_json(msg=str(exc), restored=exc.restored, test_output=exc.test_output, **result)
     except (ApacheConfigError, TransactionError, ChainError) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), **(dict(recovered=recovered) if recovered else {}))
     module.exit_json(**result)
 
 

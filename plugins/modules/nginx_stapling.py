@@ -28,6 +28,16 @@ description:
     keep owner and mode, then the server's own test (O(test_command)). If the test fails, every file
     is restored byte for byte and the task fails with nginx's message. The module does not reload
     nginx; the role does that through a handler.
+  - "The transaction is crash safe: before each change it durably records in a journal what was at the path (a backup of
+    the file with its mode and owner, a symlink's target, or nothing), and removes the journal when the server test has
+    passed or the rollback is complete. Every file is replaced by a rename, so a file is never half written."
+  - "A run that was killed mid-transaction (SIGKILL, out of memory, power cut) leaves its journal. The next run of this
+    module or of M(ocsp.stapling.apache_stapling) finds it, under the host lock and before planning, and rolls the
+    interrupted transaction back - every path it recorded to its state before that transaction, what it created
+    removed - then plans from that state, so that the run converges. The result reports it (RV(recovered)) with a
+    warning. The interrupted change is rolled back even when its server test had passed: it was never reloaded."
+  - "In check mode the rollback is only reported (RV(recovered)), and the changes shown are against the files as the
+    interrupted run left them. A journal that cannot be read fails the task, naming the journal and what to do."
 author:
   - ocsp.stapling maintainers (@ocsp-stapling)
 extends_documentation_fragment:
@@ -96,8 +106,14 @@ options:
     description:
       - Folder that receives a copy of every file before it is changed, under a time-stamped
         folder mirroring its path. Never beside the file, where an include glob would load it.
-      - Without it the copies are kept in memory for the rollback only.
+      - It also holds the journal of the transaction in progress (C(ocsp-stapling.journal)), so it should survive a
+        reboot (the role's default, C(/var/backups/ocsp-stapling), does).
+      - Without it the copies and the journal are kept in the folder C(<lock_path>.journal) while the transaction runs
+        and removed when it ends; with O(lock_path) on a tmpfs (C(/run/lock)) a power cut then loses them, a killed run does not.
     type: path
+notes:
+  - The environment variable C(OCSP_STAPLING_TEST_KILL_AT) is a test hook of the crash tests (the process kills itself at
+    the named step of the transaction); it does nothing unless set, and must not be set outside those tests.
 """
 
 EXAMPLES = r"""
@@ -154,15 +170,62 @@ test_output:
   description: What the server test printed when it failed.
   returned: failure
   type: str
+recovered:
+  description:
+    - The journal of an interrupted transaction that this run found and rolled back before planning (in check mode, what
+      that rollback would do; nothing is changed).
+  returned: when a run found such a journal
+  type: dict
+  contains:
+    journal:
+      description: The journal file; it is removed once the rollback is complete.
+      returned: always
+      type: str
+      sample: /var/backups/ocsp-stapling/ocsp-stapling.journal
+    paths:
+      description: Paths put back, or removed where the interrupted run had created them (in check mode, that would be), last changed first.
+      returned: always
+      type: list
+      elements: str
+      sample: [/etc/nginx/sites-available/default, /etc/ssl/ocsp-stapling/site.chain.pem, /etc/ssl/ocsp-stapling]
+    phase:
+      description: How far the interrupted run got - V(applying) (changing files), V(testing) (all changed) or V(rolling-back).
+      returned: always
+      type: str
+      sample: applying
+    started:
+      description: When the interrupted transaction started (local time of the host, ISO 8601).
+      returned: always
+      type: str
+      sample: "2026-11-24T07:12:01+0000"
+    pid:
+      description: Process id of the interrupted run.
+      returned: always
+      type: int
+    intent:
+      description: What the interrupted run recorded about itself (C(module), C(state), and for Apache the C(links) it meant to create).
+      returned: always
+      type: dict
+      sample: {module: nginx_stapling, state: present}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError, plan_stapling
 from ansible_collections.ocsp.stapling.plugins.module_utils._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text, text_bytes
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import move_or_oserror, read_text, safe_results, text_bytes
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, HostLock, TransactionError, apply_and_test, staging_writer
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
+    ChangeRefused,
+    HostLock,
+    Journal,
+    TransactionError,
+    apply_and_test,
+    journal_folder,
+    recover,
+    recovery_message,
+    staging_writer,
+)
 
 
 def host_resolvers(path: str = "/etc/resolv.conf") -> list:
@@ -196,6 +259,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
+    safe_results(module)  # odd bytes of a configuration file reach the result (diff, messages)
     params = module.params
     resolver = params["resolver"] if params["resolver"] is not None else host_resolvers()
     test_command = params["test_command"] or [params["nginx_binary"], "-t", "-c", params["conf_path"]]
@@ -205,19 +269,28 @@ def main() -> None:
         rc, out, err = module.run_command(test_command)
         return rc == 0, (err + out).strip()
 
+    writer = staging_writer(move_or_oserror(module.atomic_move))
+    recovered = None
     try:
-        with HostLock(params["lock_path"]):
+        with HostLock(params["lock_path"]) as lock:
+            # First, under the lock and before reading anything: a transaction that a killed run left half done is rolled back.
+            folder, keep_backups = journal_folder(params["backup_dir"], lock.path)
+            recovered = recover(folder, writer, check=module.check_mode)
+            if recovered:
+                module.warn(recovery_message(recovered, module.check_mode))
             config = NginxConfig.load(params["conf_path"], reader=read_text)
             edits, summary = plan_stapling(config, params["chains"], **options)
             chain_changes = plan_chain_files(params["chain_files"], params["state"])
             result = dict(
-                changed=bool(edits or chain_changes),
+                changed=bool(edits or chain_changes or (recovered and recovered["paths"])),
                 files=sorted(edits),
                 chain_files=sorted(chain_changes),
                 sites=summary,
                 diff=chain_file_diffs(chain_changes) + [
                     dict(before_header=path, after_header=path, before=config.files[path].text, after=text) for path, text in sorted(edits.items())],
             )
+            if recovered:
+                result["recovered"] = recovered
             if not result["changed"] or module.check_mode:
                 module.exit_json(**result)
 
@@ -230,11 +303,12 @@ def main() -> None:
                 if params["state"] == "absent":
                     apply_chain_files(transaction, chain_changes)
 
-            apply_and_test(apply, test, " ".join(test_command), writer=staging_writer(module.atomic_move), backup_dir=params["backup_dir"])
+            journal = Journal(folder, intent=dict(module="nginx_stapling", state=params["state"]), keep_backups=keep_backups)
+            apply_and_test(apply, test, " ".join(test_command), writer=writer, journal=journal)
     except ChangeRefused as exc:
         module.fail_json(msg=str(exc), restored=exc.restored, test_output=exc.test_output, **result)
     except (NginxConfigError, TransactionError, ChainError) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), **(dict(recovered=recovered) if recovered else {}))
     module.exit_json(**result)
 
 
