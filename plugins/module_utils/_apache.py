@@ -933,7 +933,7 @@ def _check_contexts(config: ApacheConfig) -> None:
     visit(config.main.directives, None)
 
 
-def _plan(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: str, state: str) -> _Plan:
+def _plan(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: str, state: str, keep_cache: bool = False) -> _Plan:
     plan = _Plan(config, state)
     if state == "present":
         _check_contexts(config)
@@ -943,15 +943,22 @@ def _plan(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: str, 
         plan.present_cache(cache_path, cache_spec)
     elif state == "absent":
         sites_at = _sites_at(config)
+        # keep_cache: Apache 2.4.71 falls back to a default stapling cache where socache_shmcb stays loaded, and a
+        # graceful (or SIGHUP) restart that goes from an explicit SSLStaplingCache to that default cannot allocate its
+        # segment and exits (measured). Without SSLUseStapling the directive does nothing, so keeping it is safe.
+        kept = os.path.realpath(cache_path) if keep_cache else None
         for path in config.files:
-            plan.absent(path, sites_at)
-        plan.absent_cache(cache_path)
+            if kept is None or os.path.realpath(path) != kept:
+                plan.absent(path, sites_at)
+        if not keep_cache:
+            plan.absent_cache(cache_path)
     else:
         raise ValueError("state must be present or absent, got %r" % (state,))
     return plan
 
 
-def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present") -> tuple:
+def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present",
+                  keep_cache: bool = False) -> tuple:
     """(edits, summary).
 
     edits: {real path: new text, or None to delete the file}, only for files that change.
@@ -960,10 +967,10 @@ def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_
     SSLCACertificateFile <chain> (not in a vhost that verifies client certificates); and
     ``cache_path`` holding ``SSLStaplingCache <cache_spec>`` unless one is in effect at server scope.
     absent: undo what present did, in every loaded file; delete ``cache_path`` if it holds only
-    what present wrote. summary: [{path, line, index, server_names, changes: [...]}].
+    what present wrote, unless ``keep_cache``. summary: [{path, line, index, server_names, changes: [...]}].
     """
     with collector_paused():
-        plan = _plan(config, chains, cache_path, cache_spec, state)
+        plan = _plan(config, chains, cache_path, cache_spec, state, keep_cache)
         return plan.texts(), summarise_notes(plan.notes)
 
 

@@ -79,6 +79,15 @@ options:
         C(/etc/apache2/conf-available/ocsp-stapling.conf) (Debian) or C(/etc/httpd/conf.d/ocsp-stapling.conf) (RHEL).
     type: path
     required: true
+  keep_cache:
+    description:
+      - With O(state=absent), leave the O(cache_path) file (and so the server-wide C(SSLStaplingCache)) in place.
+      - Apache 2.4.71 (Debian 13, and Debian 12's security updates) uses a default stapling cache wherever
+        C(socache_shmcb) is loaded, and a graceful or C(SIGHUP) restart that goes from an explicit C(SSLStaplingCache)
+        to that default cannot allocate its shared memory and makes Apache exit (measured). Without C(SSLUseStapling) the
+        directive does nothing, so the roles keep it. Set V(false) only for a full stop and start afterwards.
+    type: bool
+    default: false
   cache_spec:
     description: The C(SSLStaplingCache) value; the run folder differs per distribution.
     type: str
@@ -280,6 +289,7 @@ def main() -> None:
             chains=dict(type="dict", default={}),
             chain_files=dict(type="dict", default={}),
             cache_path=dict(type="path", required=True),
+            keep_cache=dict(type="bool", default=False),
             cache_spec=dict(type="str", default="shmcb:${APACHE_RUN_DIR}/ocsp-stapling(128000)"),
             links=dict(type="dict", default={}),
             state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -309,7 +319,7 @@ def main() -> None:
             wanted_links = links_after_recovery(params["links"], recovered, params["state"])
             config = ApacheConfig.load(params["conf_path"], reader=read_text, server_root=params["server_root"], env=params["env"], modules=modules)
             edits, summary = plan_stapling(config, params["chains"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
-                                           state=params["state"])
+                                           state=params["state"], keep_cache=params["keep_cache"])
             links = link_changes(wanted_links, params["state"])
             chain_changes = plan_chain_files(params["chain_files"], params["state"])
 

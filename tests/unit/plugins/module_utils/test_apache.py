@@ -532,6 +532,24 @@ def test_present_then_absent_gives_back_every_file_byte_for_byte(tree):
     assert host.files == original
 
 
+@pytest.mark.parametrize("tree", sorted(TREES))
+def test_absent_keeping_the_cache_restores_every_other_file(tree):
+    """keep_cache: the roles leave the server-wide SSLStaplingCache, since a graceful restart to Apache's default cache exits."""
+    host, config, cache = load_tree(tree)
+    original = dict(host.files)
+    host.apply(plan(config, cache)[0])
+    if tree == "debian":
+        host.links[DEBIAN + "/conf-enabled/ocsp-stapling.conf"] = "../conf-available/ocsp-stapling.conf"
+    stapled_cache = host.files.get(cache)
+    dummy, config, cache = load_tree(tree, host)
+    edits = plan_stapling(config, CHAINS, cache_path=cache, cache_spec=SPEC, state="absent", keep_cache=True)[0]
+    assert cache not in edits
+    host.apply(edits)
+    if stapled_cache is not None and cache not in original:
+        assert host.files.pop(cache) == stapled_cache
+    assert host.files == original
+
+
 def test_absent_summary_and_cache_file_not_enabled():
     host, config, cache = load_tree("debian")
     host.apply(plan(config, cache)[0])
