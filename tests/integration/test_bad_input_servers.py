@@ -142,7 +142,7 @@ ROWS = [
     row("nginx-fifo-include", "nginx", {"conf.d/pipe.conf": fifo}, "error", "{folder}/nginx.conf:", "a FIFO", "replace it with a regular file",
         test_blocks=True),
     row("nginx-duplicate-ssl-stapling", "nginx", {"sites-available/default": replace(b"\tserver_name good.test;\n",
-                                                                                    b"\tserver_name good.test;\n\tssl_stapling off;\n\tssl_stapling on;\n")},
+                                                                                     b"\tserver_name good.test;\n\tssl_stapling off;\n\tssl_stapling on;\n")},
         "error", "{folder}/sites-available/default:17: ", "is duplicate", "remove one of them"),
     row("nginx-immutable-site-file", "nginx", {}, "error", "{folder}/sites-available/default", "it cannot be replaced; make it writable",
         "chattr -i", "everything was put back",

@@ -291,7 +291,7 @@ def test_apache_holds_the_handshakes_of_a_site_whose_responder_hangs(lab):
     server = bench.apache([Site(leaf.name, leaf, default=leaf is hang, responder_timeout=APACHE_RESPONDER_TIMEOUT) for leaf in (hang, other)])
     server.start()
     try:
-        for _ in range(2):
+        for _attempt in range(2):
             shake, seconds = timed_handshake(server.port, hang.name)
             assert shake.response_status == "trylater", shake.output
             assert APACHE_RESPONDER_TIMEOUT - 0.3 < seconds < HANDSHAKE_BOUND["apache"], seconds

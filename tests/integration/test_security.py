@@ -255,9 +255,9 @@ def test_private_keys_are_never_read_or_shown(traced_run):
     key_body = leaf.key_path.read_text().splitlines()[1]
     program = processes(traced_run["traces"])
     opened = accesses(traced_run["traces"])
-    readers = {program.get(pid, "?") for pid, call, path, _ in opened if call == "openat" and path == key_path}
+    readers = {program.get(pid, "?") for pid, call, path, _args in opened if call == "openat" and path == key_path}
     # The trace sees the collection's reads: server_info reads the certificate next to the key.
-    assert [pid for pid, call, path, _ in opened if path == str(leaf.fullchain_path) and "AnsiballZ_server_info" in program.get(pid, "")]
+    assert [pid for pid, call, path, _args in opened if path == str(leaf.fullchain_path) and "AnsiballZ_server_info" in program.get(pid, "")]
     # Only the servers' own programs (nginx -t loads the keys; apache2 -t does not) open the key, never the collection.
     assert all(re.match(r'"(/usr/sbin/)?(nginx|apache2)"', reader) for reader in readers), readers
     if traced_run["kind"] == "nginx":
@@ -293,7 +293,7 @@ def test_files_are_written_only_where_the_collection_may_write(traced_run):
     assert not written, [(call, path) for _program, call, path in written][:40]
     # The trace sees the collection's own writes: the edited site file is replaced by a rename from a module.
     site = str(traced_run["host"]["site"])
-    assert [pid for pid, call, path, _ in accesses(traced_run["traces"])
+    assert [pid for pid, call, path, _args in accesses(traced_run["traces"])
             if call.startswith("rename") and path == site and "AnsiballZ_" in program.get(pid, "")]
     # And the machine's own server trees are untouched.
     assert traced_run["machine_after"] == traced_run["machine_before"]

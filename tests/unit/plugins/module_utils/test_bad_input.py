@@ -231,10 +231,10 @@ NGINX_CASES = [
     case("ssl-stapling-in-if", {"nginx.conf": MAIN, "sites/a.conf": nginx_site(body="    if ($host = b) {\n        ssl_stapling on;\n    }\n")},
          "error", 'not allowed here (in a "if" block)', where=("sites/a.conf", 7)),
     case("ssl-stapling-in-stream-server", {"nginx.conf": MAIN + b"stream {\n    server {\n        listen 127.0.0.1:9999;\n        ssl_stapling on;\n"
-                                                                   b"    }\n}\n", "sites/a.conf": SITE_A},
+                                           b"    }\n}\n", "sites/a.conf": SITE_A},
          "error", 'not allowed here (in a "server" block)', where=("nginx.conf", 11)),
     case("ssl-trusted-certificate-in-stream-is-fine", {"nginx.conf": MAIN + b"stream {\n    ssl_trusted_certificate /x.pem;\n    server {\n"
-                                                                               b"        ssl_trusted_certificate /y.pem;\n    }\n}\n",
+                                                       b"        ssl_trusted_certificate /y.pem;\n    }\n}\n",
                                                        "sites/a.conf": SITE_A}, "edit", stapled=("a.test",)),
     case("variables-in-values", {"nginx.conf": MAIN, "sites/a.conf": nginx_site(body='    return 200 "${host}$request_uri {x}";\n')}, "edit",
          stapled=("a.test",), server_test=True),
@@ -340,10 +340,10 @@ APACHE_CASES = [
     case("only-comments", {"httpd.conf": AMAIN, "sites/a.conf": b"# <VirtualHost *:443>\n#   SSLEngine on\n# </VirtualHost>\n"}, "none"),
     # Context and duplicates
     case("sslusestapling-in-directory", {"httpd.conf": AMAIN, "sites/a.conf": vhost(body="    <Directory />\n        SSLUseStapling off\n"
-                                                                                      "    </Directory>\n")}, "error",
+                                                                                    "    </Directory>\n")}, "error",
          "SSLUseStapling not allowed in <Directory> context", "move it to the <VirtualHost>", where=("sites/a.conf", 7)),
     case("sslcacertificatefile-in-location", {"httpd.conf": AMAIN, "sites/a.conf": vhost(body="    <Location />\n        SSLCACertificateFile /x\n"
-                                                                                           "    </Location>\n")}, "error",
+                                                                                         "    </Location>\n")}, "error",
          "not allowed in <Location> context", where=("sites/a.conf", 7)),
     case("sslusestapling-off-at-server-scope", {"httpd.conf": apache_main("SSLUseStapling off\n"), "sites/a.conf": VHOST_A}, "edit",
          stapled=("a.test",), server_test=True),
@@ -381,10 +381,10 @@ APACHE_CASES = [
          "cannot be recorded on one line", "put the directive and its value on one line", where=("sites/a.conf", 6)),
     case("no-final-newline", {"httpd.conf": AMAIN, "sites/a.conf": VHOST_A[:-1]}, "edit", stapled=("a.test",), server_test=True),
     case("sslusestapling-in-if", {"httpd.conf": AMAIN, "sites/a.conf": vhost(body='    <If "%{HTTPS} == \'on\'">\n        SSLUseStapling on\n'
-                                                                                '    </If>\n')}, "error", "not allowed in <If> context",
+                                                                             '    </If>\n')}, "error", "not allowed in <If> context",
          where=("sites/a.conf", 7)),
     case("sslusestapling-in-a-macro-is-fine", {"httpd.conf": AMAIN, "sites/a.conf": b"<Macro Staple $on>\n    SSLUseStapling $on\n</Macro>\n"
-                                                                                   + VHOST_A}, "edit", stapled=("a.test",)),
+                                               + VHOST_A}, "edit", stapled=("a.test",)),
     case("includeoptional-missing-plain-file", {"httpd.conf": apache_main("IncludeOptional missing.conf\n"), "sites/a.conf": VHOST_A}, "edit",
          stapled=("a.test",), server_test=True),
     # Depth
