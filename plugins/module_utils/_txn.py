@@ -669,3 +669,41 @@ def recovery_message(report: dict, check: bool = False) -> str:
         return "%s would be rolled back first by a run that is not in check mode, putting back: %s; the changes shown here are " \
                "against the files as the interrupted run left them" % (found, paths)
     return "%s was rolled back before this run planned its changes; put back: %s" % (found, paths)
+
+
+class RecoveringLock:
+    """The host lock, then the rollback of a transaction that a killed run left half done, then the run's own work.
+
+    Both editing modules start this way: under the lock and before anything is read, so that they plan
+    from the files as they were before the interrupted run. ``recovered`` is its report (None when there
+    was nothing to roll back) and stays readable after the block, for the module's failure result;
+    ``warn`` receives the sentence a person reads. ``journal()`` is the journal of this run's transaction.
+    """
+
+    def __init__(self, lock_path: str, backup_dir: str | None, writer=atomic_write, check: bool = False, warn=None) -> None:
+        self._lock = HostLock(lock_path)
+        self._backup_dir = backup_dir
+        self._writer = writer
+        self._check = check
+        self._warn = warn
+        self.recovered = None
+        self._folder = None
+        self._keep_backups = True
+
+    def __enter__(self) -> RecoveringLock:
+        self._lock.__enter__()
+        try:
+            self._folder, self._keep_backups = journal_folder(self._backup_dir, self._lock.path)
+            self.recovered = recover(self._folder, self._writer, check=self._check)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        if self.recovered and self._warn is not None:
+            self._warn(recovery_message(self.recovered, self._check))
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._lock.__exit__(*exc_info)
+
+    def journal(self, intent: dict) -> Journal:
+        return Journal(self._folder, intent=intent, keep_backups=self._keep_backups)

@@ -240,13 +240,9 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import m
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
     ChangeRefused,
-    HostLock,
-    Journal,
+    RecoveringLock,
     TransactionError,
     apply_and_test,
-    journal_folder,
-    recover,
-    recovery_message,
     staging_writer,
 )
 
@@ -308,14 +304,11 @@ def main() -> None:
 
     modules = set(params["modules"]) if params["modules"] is not None else None
     writer = staging_writer(move_or_oserror(module.atomic_move))
-    recovered = None
+    # First, under the lock and before reading anything: a transaction that a killed run left half done is rolled back.
+    session = RecoveringLock(params["lock_path"], params["backup_dir"], writer, check=module.check_mode, warn=module.warn)
     try:
-        with HostLock(params["lock_path"]) as lock:
-            # First, under the lock and before reading anything: a transaction that a killed run left half done is rolled back.
-            folder, keep_backups = journal_folder(params["backup_dir"], lock.path)
-            recovered = recover(folder, writer, check=module.check_mode)
-            if recovered:
-                module.warn(recovery_message(recovered, module.check_mode))
+        with session:
+            recovered = session.recovered
             wanted_links = links_after_recovery(params["links"], recovered, params["state"])
             config = ApacheConfig.load(params["conf_path"], reader=read_text, server_root=params["server_root"], env=params["env"], modules=modules)
             edits, summary = plan_stapling(config, params["chains"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
@@ -359,12 +352,12 @@ def main() -> None:
                 if params["state"] == "absent":
                     apply_chain_files(transaction, chain_changes)
 
-            journal = Journal(folder, intent=dict(module="apache_stapling", state=params["state"], links=wanted_links), keep_backups=keep_backups)
+            journal = session.journal(dict(module="apache_stapling", state=params["state"], links=wanted_links))
             apply_and_test(apply, test, " ".join(params["test_command"]), writer=writer, journal=journal)
     except ChangeRefused as exc:
         module.fail_json(msg=str(exc), restored=exc.restored, test_output=exc.test_output, **result)
     except (ApacheConfigError, TransactionError, ChainError) as exc:
-        module.fail_json(msg=str(exc), **(dict(recovered=recovered) if recovered else {}))
+        module.fail_json(msg=str(exc), **(dict(recovered=session.recovered) if session.recovered else {}))
     module.exit_json(**result)
 
 

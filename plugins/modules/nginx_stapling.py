@@ -217,13 +217,9 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import m
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
     ChangeRefused,
-    HostLock,
-    Journal,
+    RecoveringLock,
     TransactionError,
     apply_and_test,
-    journal_folder,
-    recover,
-    recovery_message,
     staging_writer,
 )
 
@@ -270,14 +266,11 @@ def main() -> None:
         return rc == 0, (err + out).strip()
 
     writer = staging_writer(move_or_oserror(module.atomic_move))
-    recovered = None
+    # First, under the lock and before reading anything: a transaction that a killed run left half done is rolled back.
+    session = RecoveringLock(params["lock_path"], params["backup_dir"], writer, check=module.check_mode, warn=module.warn)
     try:
-        with HostLock(params["lock_path"]) as lock:
-            # First, under the lock and before reading anything: a transaction that a killed run left half done is rolled back.
-            folder, keep_backups = journal_folder(params["backup_dir"], lock.path)
-            recovered = recover(folder, writer, check=module.check_mode)
-            if recovered:
-                module.warn(recovery_message(recovered, module.check_mode))
+        with session:
+            recovered = session.recovered
             config = NginxConfig.load(params["conf_path"], reader=read_text)
             edits, summary = plan_stapling(config, params["chains"], **options)
             chain_changes = plan_chain_files(params["chain_files"], params["state"])
@@ -303,12 +296,12 @@ def main() -> None:
                 if params["state"] == "absent":
                     apply_chain_files(transaction, chain_changes)
 
-            journal = Journal(folder, intent=dict(module="nginx_stapling", state=params["state"]), keep_backups=keep_backups)
+            journal = session.journal(dict(module="nginx_stapling", state=params["state"]))
             apply_and_test(apply, test, " ".join(test_command), writer=writer, journal=journal)
     except ChangeRefused as exc:
         module.fail_json(msg=str(exc), restored=exc.restored, test_output=exc.test_output, **result)
     except (NginxConfigError, TransactionError, ChainError) as exc:
-        module.fail_json(msg=str(exc), **(dict(recovered=recovered) if recovered else {}))
+        module.fail_json(msg=str(exc), **(dict(recovered=session.recovered) if session.recovered else {}))
     module.exit_json(**result)
 
 
