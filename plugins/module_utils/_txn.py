@@ -159,16 +159,22 @@ def _durable_write(path: str, data: bytes, mode: int = 0o600) -> None:
     fsync_folder(folder)
 
 
-def _makedirs_durably(folder: str, mode: int = 0o700) -> None:
-    """os.makedirs, with every new folder's parent synced, so that the folder survives a power cut too."""
+def _missing_folders(path: str) -> list:
+    """The folders that must be made for ``path`` to exist, outermost first."""
     missing = []
+    folder = os.path.abspath(path)
     while not os.path.isdir(folder):
         missing.append(folder)
         parent = os.path.dirname(folder)
         if parent == folder:
             break
         folder = parent
-    for new in reversed(missing):
+    return missing[::-1]
+
+
+def _makedirs_durably(folder: str, mode: int = 0o700) -> None:
+    """os.makedirs, with every new folder's parent synced, so that the folder survives a power cut too."""
+    for new in _missing_folders(folder):
         try:
             os.mkdir(new, mode)
         except FileExistsError:
@@ -352,15 +358,7 @@ class FileTransaction:
 
     def makedirs(self, path: str, mode: int = 0o755) -> None:
         """Create the folder ``path`` and its missing parents with ``mode``, as a rollback will remove them."""
-        missing = []
-        folder = os.path.abspath(path)
-        while not os.path.isdir(folder):
-            missing.append(folder)
-            parent = os.path.dirname(folder)
-            if parent == folder:
-                break
-            folder = parent
-        for folder in reversed(missing):
+        for folder in _missing_folders(path):
             self.current = folder
             step = self._record(folder, "mkdir")
             os.mkdir(folder)
