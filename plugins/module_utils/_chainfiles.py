@@ -14,19 +14,42 @@ import os
 import posixpath
 
 from ._pem import ChainError, pem_blocks
+from ._trust import UntrustedPath, check_state_file, open_state_file, walk_folder
 
 CHAIN_FILE_MODE = 0o644
 CHAIN_FOLDER_MODE = 0o755
+# A chain is a few certificates; a file far bigger than any chain at a chain path is not one of ours.
+MAX_CHAIN_FILE_BYTES = 1 << 20
+CHAIN_ADVICE = ("chain files must live in a folder that only root can write: fix the owner and mode of the folder (and remove what "
+                "you did not put there), or choose another chain folder")
+
+
+def trusted_chain_path(path: str) -> None:
+    """Refuse a chain path that another local user could have planted or can still change (ChainError says which part).
+
+    A run as root overwrites and removes the file at that path, and shows its content in a diff: in
+    a folder someone else can write, a symlink planted there would have it overwrite, show or remove
+    any file of the host. So the folder and every folder and link on its way must be root's and not
+    writable by others (see _trust), and the file itself, when there, a regular file of root's.
+    """
+    try:
+        walk_folder(os.path.dirname(path), "the chain folder", CHAIN_ADVICE)
+        check_state_file(path, "the chain file", CHAIN_ADVICE)
+    except UntrustedPath as exc:
+        raise ChainError(str(exc)) from None
 
 
 def _current(path: str) -> tuple:
-    """(bytes, permission bits) of ``path``, or (None, None) where no file is."""
+    """(bytes, permission bits) of the chain file ``path`` (checked by trusted_chain_path), or (None, None) where no file is."""
     try:
-        with open(path, "rb") as stream:
-            data = stream.read()
-        return data, os.stat(path).st_mode & 0o7777
+        handle = open_state_file(path, "the chain file", CHAIN_ADVICE)
     except FileNotFoundError:
         return None, None
+    except UntrustedPath as exc:
+        raise ChainError(str(exc)) from None
+    with os.fdopen(handle, "rb") as stream:
+        data = stream.read(MAX_CHAIN_FILE_BYTES + 1)
+        return data, os.fstat(stream.fileno()).st_mode & 0o7777
 
 
 def plan_chain_files(chain_files: dict, state: str = "present") -> dict:
@@ -39,8 +62,9 @@ def plan_chain_files(chain_files: dict, state: str = "present") -> dict:
     """
     changes = {}
     for path, text in sorted(chain_files.items()):
-        if not isinstance(path, str) or not posixpath.isabs(path):
-            raise ChainError("chain file path %r is not absolute" % (path,))
+        if not isinstance(path, str) or not posixpath.isabs(path) or posixpath.normpath(path) != path:
+            raise ChainError("chain file path %r is not absolute and normal (no .., no double slashes): give the full path" % (path,))
+        trusted_chain_path(path)
         if state == "absent":
             if os.path.lexists(path):
                 changes[path] = None

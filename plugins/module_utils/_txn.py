@@ -28,11 +28,13 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
+import re
 import signal
 import stat
 import tempfile
 import time
+
+from ._trust import UntrustedPath, check_state_file, open_state_file, private_folder, read_state_file
 
 JOURNAL_NAME = "ocsp-stapling.journal"
 JOURNAL_VERSION = 1
@@ -66,22 +68,74 @@ class ChangeRefused(TransactionError):
         self.test_output = test_output
 
 
+LOCK_ADVICE = ("if no ocsp.stapling run is going on, remove it and run again; better, set lock_path to a file in a folder that only "
+               "root can write (the default, %s, is one)")
+DEFAULT_LOCK_PATH = "/run/ocsp-stapling/lock"
+
+
+def lock_holders(handle: int) -> list:
+    """Who holds a flock on the open file ``handle``, from /proc/locks: ["pid 123 (uid 0, nginx_stapling ...)", ...].
+
+    The kernel's own table, not a note in the file: it names the holder even when that is not an
+    ocsp.stapling run (another user who took the lock), and it needs no write to the lock file.
+    """
+    status = os.fstat(handle)
+    inode = "%02x:%02x:%d" % (os.major(status.st_dev), os.minor(status.st_dev), status.st_ino)
+    holders = []
+    try:
+        with open("/proc/locks", "r", encoding="ascii", errors="replace") as stream:
+            lines = stream.read().splitlines()
+    except OSError:
+        return holders
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; waiters are listed as "1: -> FLOCK ...".
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[5] != inode:
+            continue
+        pid = fields[4]
+        try:
+            owner = os.stat("/proc/%s" % pid).st_uid
+            with open("/proc/%s/cmdline" % pid, "rb") as stream:
+                command = stream.read(300).replace(b"\0", b" ").decode("utf-8", errors="replace").strip()
+        except OSError:
+            holders.append("pid %s" % pid)
+            continue
+        holders.append("pid %s of uid %d, command %s" % (pid, owner, command[:200] or "?"))
+    return holders
+
+
 class HostLock:
-    """An exclusive flock on ``path``, waited for at most ``timeout`` seconds."""
+    """An exclusive flock on ``path``, waited for at most ``timeout`` seconds.
+
+    The lock file is opened without following a symlink at its name, and used only when it is a
+    regular file owned by root that no other user can write, in a folder that passes the checks of
+    _trust: a name another user planted (a symlink, a file of theirs that they hold locked) stops
+    the run at once with the owner named, instead of steering it or holding it up. The folder is
+    created root-only when missing. A shared folder with the sticky bit (``/run/lock``) is accepted,
+    since the lock file itself is then checked.
+    """
 
     def __init__(self, path: str, timeout: float = 60.0) -> None:
-        if not os.path.isdir(os.path.dirname(path) or "."):
-            # Not every host has /run/lock; the temporary folder serialises runs just as well.
-            path = os.path.join(tempfile.gettempdir(), os.path.basename(path))
         self.path = path
         self.timeout = timeout
         self._fd = None
 
     def __enter__(self) -> HostLock:
+        advice = LOCK_ADVICE % DEFAULT_LOCK_PATH
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            folder = private_folder(os.path.dirname(os.path.abspath(self.path)), "the folder of the lock file", advice, shared_ok=True)
+            self.path = os.path.join(folder, os.path.basename(self.path))
+            try:
+                self._fd = open_state_file(self.path, "the lock file", advice, os.O_RDWR | os.O_CREAT, 0o600)
+            except PermissionError:
+                # fs.protected_regular refuses root an O_CREAT open of another user's file in a shared folder: say whose it is.
+                check_state_file(self.path, "the lock file", advice)
+                raise
+        except UntrustedPath as exc:
+            raise TransactionError(str(exc)) from None
         except OSError as exc:
-            raise TransactionError("cannot open the lock file %s: %s; set lock_path to a writable place" % (self.path, exc.strerror)) from None
+            raise TransactionError("cannot open the lock file %s: %s; set lock_path to a writable place" % (
+                self.path, exc.strerror or exc)) from None
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -89,10 +143,12 @@ class HostLock:
                 return self
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                    holders = lock_holders(self._fd)
                     os.close(self._fd)
                     self._fd = None
-                    raise TransactionError("another ocsp.stapling run holds %s since more than %ds; try again when it ends" % (
-                        self.path, self.timeout)) from None
+                    raise TransactionError("another run holds the lock %s and did not release it within %gs (lock_timeout); held by %s: "
+                                           "try again when it ends, or raise lock_timeout" % (
+                                               self.path, self.timeout, "; ".join(holders) or "a process /proc/locks does not name")) from None
                 time.sleep(0.1)
 
     def __exit__(self, *exc_info) -> None:
@@ -213,11 +269,30 @@ class _Symlink:
         self.target = target
 
 
+# The name of one transaction's backup folder (see _Backups): a recovery removes copies only inside such a folder.
+_STAMP = re.compile(r"^[0-9]{8}T[0-9]{6}(\.[0-9]{1,3})?$")
+BACKUP_ADVICE = ("check that nothing in it was put there by someone else, then make it root's and not writable by others "
+                 "(chown root: FOLDER; chmod go-w FOLDER), or set backup_dir to a new folder")
+# No journal or backup this collection writes comes near it; a bigger file there was not written by it.
+MAX_JOURNAL_BYTES = 16 << 20
+MAX_COPY_BYTES = 1 << 30
+
+
+def state_folder(path: str, what: str, create: bool = True) -> str | None:
+    """The real path of a folder of the collection's own state (backups, journal), checked (see _trust); None when absent."""
+    try:
+        return private_folder(path, what, BACKUP_ADVICE.replace("FOLDER", path), create=create)
+    except UntrustedPath as exc:
+        raise TransactionError(str(exc)) from None
+
+
 class _Backups:
     """Copies of the original files, under one folder per transaction (a time stamp) that mirrors their paths.
 
     Outside the server's config tree on purpose: a backup beside the file would be loaded by an
-    include glob and break the server. Each copy is durable before the journal names it.
+    include glob and break the server. Each copy is durable before the journal names it. The folders
+    are root's with mode 0700 and the copies mode 0600, whatever the mode of the original: a
+    configuration file may hold secrets, and a copy must never be more readable than it.
     """
 
     def __init__(self, base: str) -> None:
@@ -226,7 +301,7 @@ class _Backups:
 
     def save(self, path: str, data: bytes, mode: int) -> str:
         if self.root is None:
-            _makedirs_durably(self.base)
+            self.base = state_folder(self.base, "the backup folder")
             stamp = time.strftime("%Y%m%dT%H%M%S")
             # Two runs in one second must not share a folder: the second would overwrite the first's copies.
             for suffix in [""] + [".%d" % number for number in range(1, 1000)]:
@@ -241,8 +316,34 @@ class _Backups:
                 raise OSError(errno.EEXIST, "no free backup folder name in %s" % self.base)
         target = os.path.join(self.root, path.lstrip(os.sep))
         _makedirs_durably(os.path.dirname(target))
-        _durable_write(target, data, mode & 0o777 | 0o600)
+        _durable_write(target, data, 0o600)
         return target
+
+
+def _remove_copies(folder: str, root: str | None, steps: list) -> None:
+    """Remove the backup copies that ``steps`` name and the folders they leave empty, inside one transaction's ``root``.
+
+    Never a recursive delete: only the files the journal lists as copies, only inside a backup
+    folder of this transaction's shape directly in ``folder``; whatever else is there stays.
+    """
+    if not root or os.path.dirname(root) != folder or not _STAMP.match(os.path.basename(root)) or os.path.islink(root):
+        return
+    for step in steps:
+        copy = step.get("backup")
+        if isinstance(copy, str) and _inside(root, copy) and os.path.isfile(copy) and not os.path.islink(copy):
+            os.unlink(copy)
+    for current, _folders, _files in os.walk(root, topdown=False):
+        try:
+            os.rmdir(current)
+        except OSError:
+            pass  # not empty: something we did not write is there, and stays
+
+
+def _inside(folder: str, path: str) -> bool:
+    """Whether ``path`` lies under ``folder``, both taken literally (no ``..``) and with their links resolved."""
+    if os.path.normpath(path) != path:
+        return False
+    return os.path.realpath(path).startswith(os.path.realpath(folder).rstrip(os.sep) + os.sep)
 
 
 class JournalError(TransactionError):
@@ -254,11 +355,14 @@ class Journal:
 
     ``intent`` is what the caller wants a later recovery to know about the run (module, state, ...).
     With ``keep_backups`` false the copies are removed with the journal (the caller asked for no
-    backup folder); otherwise they stay in ``folder`` as the history they always were.
+    backup folder); otherwise they stay in ``folder`` as the history they always were. The folder
+    must pass the checks of _trust (it is created root-only when missing).
     """
 
     def __init__(self, folder: str, intent: dict | None = None, keep_backups: bool = True) -> None:
         self.folder = folder
+        # How messages name the folder: the caller's backup folder, or the one beside the lock.
+        self.what = "the backup folder" if keep_backups else "the journal folder"
         self.path = os.path.join(folder, JOURNAL_NAME)
         self.backups = _Backups(folder)
         self.keep_backups = keep_backups
@@ -266,10 +370,13 @@ class Journal:
                           intent=intent or {}, keep_backups=keep_backups, phase="applying", steps=[])
 
     def begin(self) -> None:
+        # Recorded paths are real ones, so that a recovery can hold every copy to the folder it trusts.
+        self.folder = state_folder(self.folder, self.what)
+        self.path = os.path.join(self.folder, JOURNAL_NAME)
+        self.backups.base = self.folder
         if os.path.lexists(self.path):
             # recover() runs first under the same lock; a journal here means it was not called.
             raise JournalError("%s exists: an interrupted transaction must be recovered before a new one starts" % self.path)
-        _makedirs_durably(self.folder)
         self.save()
 
     def save(self) -> None:
@@ -280,8 +387,8 @@ class Journal:
         """The commit point (or the end of a complete rollback): afterwards nothing is left to recover."""
         os.unlink(self.path)
         fsync_folder(self.folder)
-        if not self.keep_backups and self.backups.root:
-            shutil.rmtree(self.backups.root, ignore_errors=True)
+        if not self.keep_backups:
+            _remove_copies(self.folder, self.backups.root, self.state["steps"])
 
 
 class FileTransaction:
@@ -493,8 +600,9 @@ def _read_journal(path: str) -> dict:
     advice = ("the files it names may be half changed: compare them with the newest copies under %s, put back what differs, "
               "then delete %s and run again" % (folder, path))
     try:
-        with open(path, "rb") as stream:
-            state = json.loads(stream.read().decode("utf-8"))
+        state = json.loads(read_state_file(path, "the journal", "delete it after checking the files it names by hand", MAX_JOURNAL_BYTES).decode("utf-8"))
+    except UntrustedPath as exc:
+        raise JournalError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise JournalError("cannot read %s, the journal of an interrupted ocsp.stapling run (%s); %s" % (
             path, getattr(exc, "strerror", None) or exc, advice)) from None
@@ -503,10 +611,13 @@ def _read_journal(path: str) -> dict:
         problem = "not a journal of version %d" % JOURNAL_VERSION
     else:
         for step in state["steps"]:
+            # A path is taken literally: "/etc/../root/x" is no path this collection writes.
             if not isinstance(step, dict) or not isinstance(step.get("path"), str) or not os.path.isabs(step["path"]) \
+                    or os.path.normpath(step["path"]) != step["path"] \
                     or step.get("op") not in ("write", "remove", "link", "unlink", "mkdir") \
                     or step.get("kind") not in ("file", "absent", "symlink") \
                     or (step["kind"] == "file" and not all(key in step for key in ("backup", "sha256", "mode", "uid", "gid"))) \
+                    or (step["kind"] == "file" and not (isinstance(step["backup"], str) and _inside(folder, step["backup"]))) \
                     or (step["kind"] == "symlink" and not isinstance(step.get("target"), str)):
                 problem = "step %r is incomplete" % (step,)
                 break
@@ -516,9 +627,11 @@ def _read_journal(path: str) -> dict:
 
 
 def _load_backup(path: str, step: dict) -> bytes:
+    """The copy a journal step names: inside the journal's folder (checked by _read_journal), a regular file of root's."""
     try:
-        with open(step["backup"], "rb") as stream:
-            data = stream.read()
+        data = read_state_file(step["backup"], "the backup", "restore %s by hand, then delete %s" % (step["path"], path), MAX_COPY_BYTES)
+    except UntrustedPath as exc:
+        raise JournalError(str(exc)) from None
     except OSError as exc:
         raise JournalError("the backup %s of %s, named by the journal %s, cannot be read (%s): restore %s by hand, then delete %s" % (
             step["backup"], step["path"], path, exc.strerror, step["path"], path)) from None
@@ -528,7 +641,7 @@ def _load_backup(path: str, step: dict) -> bytes:
     return data
 
 
-def recover(folder: str, writer=atomic_write, check: bool = False) -> dict | None:
+def recover(folder: str, writer=atomic_write, check: bool = False, what: str = "the journal folder") -> dict | None:
     """Roll back the transaction whose journal a killed run left in ``folder``; None when there is none.
 
     Call it under the host lock, before planning. Every journaled path goes back to its state
@@ -539,17 +652,20 @@ def recover(folder: str, writer=atomic_write, check: bool = False) -> dict | Non
     started, pid, intent}. Safe to repeat: a recovery that is itself interrupted leaves the journal.
     """
     try:
-        return _recover(folder, writer, check)
+        return _recover(folder, writer, check, what)
     except OSError as exc:
         # Whatever stopped it (a folder that cannot be read, a full disk), the journal stays for the next run.
         raise TransactionError("could not recover the interrupted transaction recorded in %s (%s: %s); fix that and run again" % (
             os.path.join(folder, JOURNAL_NAME), getattr(exc, "filename", None) or folder, exc.strerror or exc)) from None
 
 
-def _recover(folder: str, writer, check: bool) -> dict | None:
-    path = os.path.join(folder, JOURNAL_NAME)
-    if not os.path.isdir(folder):
+def _recover(folder: str, writer, check: bool, what: str) -> dict | None:
+    # A journal is only read from a folder no other user can write (see _trust): whoever could plant one there could
+    # have the next run as root write, link and remove what they like.
+    folder = state_folder(folder, what, create=False)
+    if folder is None:
         return None
+    path = os.path.join(folder, JOURNAL_NAME)
     if not check:
         # A run killed while writing the journal leaves a temporary file and the previous journal (or none); the
         # temporary one was never the journal, so it is only removed.
@@ -580,8 +696,8 @@ def _recover(folder: str, writer, check: bool) -> dict | None:
             fsync_folder(folder_name)
     os.unlink(path)
     fsync_folder(folder)
-    if not state.get("keep_backups", True) and state.get("backup_root"):
-        shutil.rmtree(state["backup_root"], ignore_errors=True)
+    if state.get("keep_backups", True) is False:
+        _remove_copies(folder, state.get("backup_root"), state["steps"])
     report["paths"] = restored
     return report
 
@@ -678,8 +794,9 @@ class RecoveringLock:
     ``warn`` receives the sentence a person reads. ``journal()`` is the journal of this run's transaction.
     """
 
-    def __init__(self, lock_path: str, backup_dir: str | None, writer=atomic_write, check: bool = False, warn=None) -> None:
-        self._lock = HostLock(lock_path)
+    def __init__(self, lock_path: str, backup_dir: str | None, writer=atomic_write, check: bool = False, warn=None,
+                 lock_timeout: float = 60.0) -> None:
+        self._lock = HostLock(lock_path, lock_timeout)
         self._backup_dir = backup_dir
         self._writer = writer
         self._check = check
@@ -692,7 +809,8 @@ class RecoveringLock:
         self._lock.__enter__()
         try:
             self._folder, self._keep_backups = journal_folder(self._backup_dir, self._lock.path)
-            self.recovered = recover(self._folder, self._writer, check=self._check)
+            self.recovered = recover(self._folder, self._writer, check=self._check,
+                                     what="the backup folder" if self._keep_backups else "the journal folder")
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise

@@ -42,6 +42,7 @@ author:
   - ocsp.stapling maintainers (@ocsp-stapling)
 extends_documentation_fragment:
   - ocsp.stapling.attributes.config_edit
+  - ocsp.stapling.attributes.transaction
 attributes:
   platform:
     support: full
@@ -98,22 +99,6 @@ options:
     description: nginx binary for the default O(test_command).
     type: path
     default: nginx
-  lock_path:
-    description: Lock file that serialises configuration changes on the host.
-    type: path
-    default: /run/lock/ocsp-stapling.lock
-  backup_dir:
-    description:
-      - Folder that receives a copy of every file before it is changed, under a time-stamped
-        folder mirroring its path. Never beside the file, where an include glob would load it.
-      - It also holds the journal of the transaction in progress (C(ocsp-stapling.journal)), so it should survive a
-        reboot (the role's default, C(/var/backups/ocsp-stapling), does).
-      - Without it the copies and the journal are kept in the folder C(<lock_path>.journal) while the transaction runs
-        and removed when it ends; with O(lock_path) on a tmpfs (C(/run/lock)) a power cut then loses them, a killed run does not.
-    type: path
-notes:
-  - The environment variable C(OCSP_STAPLING_TEST_KILL_AT) is a test hook of the crash tests (the process kills itself at
-    the named step of the transaction); it does nothing unless set, and must not be set outside those tests.
 """
 
 EXAMPLES = r"""
@@ -216,6 +201,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._chainfiles import a
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import move_or_oserror, read_text, safe_results, text_bytes
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
+    DEFAULT_LOCK_PATH,
     ChangeRefused,
     RecoveringLock,
     TransactionError,
@@ -250,7 +236,8 @@ def main() -> None:
             state=dict(type="str", choices=["present", "absent"], default="present"),
             test_command=dict(type="list", elements="str"),
             nginx_binary=dict(type="path", default="nginx"),
-            lock_path=dict(type="path", default="/run/lock/ocsp-stapling.lock"),
+            lock_path=dict(type="path", default=DEFAULT_LOCK_PATH),
+            lock_timeout=dict(type="float", default=60),
             backup_dir=dict(type="path"),
         ),
         supports_check_mode=True,
@@ -267,7 +254,8 @@ def main() -> None:
 
     writer = staging_writer(move_or_oserror(module.atomic_move))
     # First, under the lock and before reading anything: a transaction that a killed run left half done is rolled back.
-    session = RecoveringLock(params["lock_path"], params["backup_dir"], writer, check=module.check_mode, warn=module.warn)
+    session = RecoveringLock(params["lock_path"], params["backup_dir"], writer, check=module.check_mode, warn=module.warn,
+                             lock_timeout=params["lock_timeout"])
     try:
         with session:
             recovered = session.recovered

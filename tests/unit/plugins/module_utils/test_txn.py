@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 
 import pytest
 
@@ -22,7 +21,9 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
 def test_lock_excludes_a_second_run(tmp_path):
     lock = str(tmp_path / "lock")
     with HostLock(lock):
-        with pytest.raises(TransactionError, match="another ocsp.stapling run holds .* try again when it ends"):
+        # /proc/locks names the holder: this very process.
+        with pytest.raises(TransactionError, match=r"another run holds the lock .* within 0.3s .*held by pid %d of uid %d, command .*pytest"
+                           r".*try again when it ends" % (os.getpid(), os.geteuid())):
             with HostLock(lock, timeout=0.3):
                 pass
     with HostLock(lock, timeout=0.3):
@@ -147,6 +148,8 @@ def test_a_failed_write_is_undone_and_named(tmp_path):
     assert site.read_bytes() == b"original\n"
 
 
-def test_lock_without_its_folder_falls_back_to_the_temporary_folder(tmp_path):
+def test_lock_without_its_folder_creates_it_for_root_alone(tmp_path):
     with HostLock(str(tmp_path / "no-such-folder" / "ocsp-stapling.lock")) as lock:
-        assert os.path.dirname(lock.path) == tempfile.gettempdir()
+        assert lock.path == str(tmp_path / "no-such-folder" / "ocsp-stapling.lock")
+        assert stat.S_IMODE(os.stat(tmp_path / "no-such-folder").st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(lock.path).st_mode) == 0o600
