@@ -611,19 +611,29 @@ def _read_journal(path: str) -> dict:
         problem = "not a journal of version %d" % JOURNAL_VERSION
     else:
         for step in state["steps"]:
-            # A path is taken literally: "/etc/../root/x" is no path this collection writes.
-            if not isinstance(step, dict) or not isinstance(step.get("path"), str) or not os.path.isabs(step["path"]) \
-                    or os.path.normpath(step["path"]) != step["path"] \
-                    or step.get("op") not in ("write", "remove", "link", "unlink", "mkdir") \
-                    or step.get("kind") not in ("file", "absent", "symlink") \
-                    or (step["kind"] == "file" and not all(key in step for key in ("backup", "sha256", "mode", "uid", "gid"))) \
-                    or (step["kind"] == "file" and not (isinstance(step["backup"], str) and _inside(folder, step["backup"]))) \
-                    or (step["kind"] == "symlink" and not isinstance(step.get("target"), str)):
-                problem = "step %r is incomplete" % (step,)
+            problem = _step_problem(step, folder)
+            if problem:
                 break
     if problem:
         raise JournalError("cannot use %s, the journal of an interrupted ocsp.stapling run: %s; %s" % (path, problem, advice))
     return state
+
+
+def _step_problem(step, folder: str) -> str | None:
+    """What makes one journal step unusable, or None."""
+    if not isinstance(step, dict) or not isinstance(step.get("path"), str) or not os.path.isabs(step["path"]) \
+            or step.get("op") not in ("write", "remove", "link", "unlink", "mkdir") \
+            or step.get("kind") not in ("file", "absent", "symlink") \
+            or (step["kind"] == "file" and not all(key in step for key in ("backup", "sha256", "mode", "uid", "gid"))) \
+            or (step["kind"] == "symlink" and not isinstance(step.get("target"), str)):
+        return "step %r is incomplete" % (step,)
+    # A path is taken literally: "/etc/../root/x" is no path this collection writes.
+    if os.path.normpath(step["path"]) != step["path"]:
+        return "step %r names a path that is not normal" % (step,)
+    # Copies are only ever made inside the journal's own folder, which only root can write.
+    if step["kind"] == "file" and not (isinstance(step["backup"], str) and _inside(folder, step["backup"])):
+        return "step %r names a copy outside %s" % (step, folder)
+    return None
 
 
 def _load_backup(path: str, step: dict) -> bytes:
