@@ -287,15 +287,28 @@ def evaluate_staple(
         return result
     result.stapled = True
 
+    # Only what was judged goes into the reason, never the bytes: they are the peer's and may be anything
+    # (a page of an internal site, text made to look like a verdict).
     try:
         response = ocsp.load_der_ocsp_response(staple)
-    except ValueError as exc:
+    except ValueError:
         if what == STAPLE:
-            result.reason = "the stapled bytes are not an OCSP response (%s)" % exc
+            result.reason = "the stapled bytes are not an OCSP response (%d bytes; they do not parse as DER OCSP)" % len(staple)
         else:
-            result.reason = "something that is not an OCSP response (%d bytes starting %r)" % (len(staple), staple[:24])
+            result.reason = "something that is not an OCSP response (%d bytes; it does not parse as DER OCSP)" % len(staple)
         return result
+    try:
+        return _judge(response, result, cert, issuer, now, clock_skew, what, must_staple_note)
+    except ValueError:
+        # cryptography parses the parts of a response when they are read: a response that loads may still
+        # hold a part that does not parse.
+        verdict = StapleEvaluation(stapled=True, must_staple=result.must_staple, response_status=result.response_status)
+        verdict.reason = "the %s is not a well-formed OCSP response (%d bytes; a part of it does not parse)" % (what, len(staple))
+        return verdict
 
+
+def _judge(response, result: StapleEvaluation, cert, issuer, now, clock_skew, what: str, must_staple_note: str) -> StapleEvaluation:
+    """The verdict on a response that loaded: its status, whom it names, who signed it, and when."""
     result.response_status = _RESPONSE_STATUS_NAMES.get(response.response_status.name, response.response_status.name)
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         meaning = _RESPONSE_STATUS_MEANINGS.get(result.response_status, "an error status")

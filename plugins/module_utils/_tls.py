@@ -6,6 +6,12 @@
 The standard library's ssl module cannot ask for a staple, so this uses pyOpenSSL.
 No certificate trust is checked here: the point is what the server staples, and the
 staple itself is judged by ``_ocsp.evaluate_staple``.
+
+The whole handshake, name lookup and connect included, ends by one deadline, ``timeout`` seconds
+after it starts: a server that sends its handshake a byte at a time cannot stretch it. OpenSSL bounds
+what it accepts: a CertificateStatus message (TLS 1.2) of at most 16 KiB and a certificate list
+(where TLS 1.3 carries the staple) of at most 100 KiB, so a huge staple ends the handshake with an
+error instead of filling the memory.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass, field
+
+from ._ocsp_http import connect
 
 try:
     from OpenSSL import SSL
@@ -36,6 +44,8 @@ class Handshake:
     tls_version: str | None = None
     seconds: float = 0.0
     error: str | None = None
+    # The error is that the deadline came first (the caller may word it for its own, longer deadline).
+    timed_out: bool = False
 
 
 def _remember_staple(connection, staple: bytes, _data) -> bool:
@@ -86,7 +96,7 @@ def handshake(context, host: str, port: int, server_name: str | None, timeout: f
     result = Handshake()
     sock = None
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = connect(host, port, deadline)
         sock.setblocking(False)
         connection = SSL.Connection(context, sock)
         connection.set_app_data({"staple": None})
@@ -113,6 +123,7 @@ def handshake(context, host: str, port: int, server_name: str | None, timeout: f
             pass  # a half-closed session does not change what was stapled
     except socket.timeout:
         result.error = "no TLS handshake within %.1fs" % timeout
+        result.timed_out = True
     except socket.gaierror as exc:
         result.error = "cannot resolve %s: %s" % (host, exc.strerror or exc)
     except OSError as exc:

@@ -4,7 +4,7 @@
 """Check many TLS endpoints for a good, fresh stapled OCSP response, concurrently.
 
 This is the engine behind the ``verify`` module: target parsing, the retry budget
-for cold caches, the thread pool and the summary. No Ansible imports.
+for cold caches, the deadline of each target, the thread pool and the summary. No Ansible imports.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ._ocsp import (
     short_name,
     utc_attr,
 )
+from ._ocsp_http import FetchError, HttpStatusError
 from ._tls import handshake, make_context
 
 
@@ -62,9 +63,9 @@ class Policy:
     max_retry_delay: float = 2.0
     clock_skew: float = 300.0
     extra_issuers: tuple = ()
-    # fetch(url, der_request, timeout) -> der_response. When set, a target that staples nothing
-    # gets its certificate's responder asked directly, to say why. The module passes one built on
-    # Ansible's open_url (proxies, user agent), which plain Python here must not import.
+    # fetch(url, der_request, seconds) -> der_response, where seconds bound the whole exchange. When set,
+    # a target that staples nothing gets its certificate's responder asked directly, to say why. The
+    # module passes _ocsp_http.fetch_ocsp; tests pass fakes.
     fetch: Callable | None = None
 
     def __post_init__(self) -> None:
@@ -73,6 +74,15 @@ class Policy:
         for name in ("retry_budget", "retry_delay", "clock_skew"):
             if getattr(self, name) < 0:
                 raise VerifyError("%s must not be negative, got %s" % (name, getattr(self, name)))
+
+    @property
+    def deadline_seconds(self) -> float:
+        """The most one target may take: the retry budget, one handshake begun just before it ends, and the diagnosis.
+
+        Every handshake and the responder's fetch get at most min(timeout, time left), so that neither a slow
+        server nor a responder dripping its answer byte by byte can hold a target longer.
+        """
+        return self.retry_budget + 2 * self.timeout
 
 
 def parse_targets(entries, default_port: int = 443) -> list:
@@ -139,8 +149,11 @@ def _certificate_facts(cert) -> dict:
     }
 
 
-def ask_responder(cert, issuer, policy: Policy) -> dict:
-    """Query the certificate's OCSP responder from here, to explain a missing staple."""
+def ask_responder(cert, issuer, policy: Policy, deadline: float | None = None) -> dict:
+    """Query the certificate's OCSP responder from here, to explain a missing staple.
+
+    ``deadline`` (time.monotonic()) is the target's: the fetch gets min(timeout, time left to it).
+    """
     urls = ocsp_urls(cert)
     if not urls:
         return {"url": None, "reachable": False, "cert_status": None,
@@ -148,10 +161,19 @@ def ask_responder(cert, issuer, policy: Policy) -> dict:
     url = urls[0]
     if issuer is None:
         return {"url": url, "reachable": False, "cert_status": None, "reason": "cannot ask %s without the issuer certificate" % url}
+    allowed = policy.timeout if deadline is None else min(policy.timeout, deadline - time.monotonic())
+    if allowed <= 0:
+        return {"url": url, "reachable": None, "cert_status": None,
+                "reason": "its responder %s was not asked: nothing was left of the target's deadline of %.1fs" % (url, policy.deadline_seconds)}
+    # Cut short by the target's deadline: a timeout then says so, rather than blaming a timeout the user did not set.
+    cut = policy.deadline_seconds if allowed < policy.timeout else None
     try:
-        body = policy.fetch(url, request_der(cert, issuer), policy.timeout)
-    except (HTTPException, OSError, ValueError) as exc:
-        return {"url": url, "reachable": bool(getattr(exc, "code", None)), "cert_status": None, "reason": _fetch_failure(url, exc, policy.timeout)}
+        body = policy.fetch(url, request_der(cert, issuer), allowed)
+    except (FetchError, HTTPException, OSError, ValueError) as exc:
+        reachable = getattr(exc, "reachable", None)
+        if reachable is None:
+            reachable = bool(getattr(exc, "code", None))
+        return {"url": url, "reachable": reachable, "cert_status": None, "reason": _fetch_failure(url, exc, allowed, cut)}
     evaluation = evaluate_staple(body, cert, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew), what=RESPONSE)
     if evaluation.ok:
         reason = "its responder %s answers good from here, so the server is not fetching or not serving it: check its error log" % url
@@ -160,35 +182,79 @@ def ask_responder(cert, issuer, policy: Policy) -> dict:
     return {"url": url, "reachable": True, "cert_status": evaluation.cert_status, "reason": reason}
 
 
-def _fetch_failure(url: str, exc: Exception, timeout: float) -> str:
-    """Why asking the responder failed, told apart: an HTTP error status, nothing listening, no answer in time."""
-    # urllib's HTTPError carries the status: the responder is there but answers with an error page.
-    if getattr(exc, "code", None):
-        return "its responder %s answers HTTP %s instead of an OCSP response" % (url, exc.code)
+def _fetch_failure(url: str, exc: Exception, timeout: float, deadline: float | None = None) -> str:
+    """Why asking the responder failed, told apart: an HTTP error status, nothing listening, no answer in time.
+
+    Only texts of our own and the system's error names go into the reason: never what the peer sent.
+    ``deadline`` is the target's deadline in seconds when it, not the timeout, cut the fetch short.
+    """
+    if isinstance(exc, HttpStatusError):
+        return "its responder %s answers %s instead of an OCSP response" % (url, exc)
+    # The status of an HTTP error from another fetcher (urllib's HTTPError); its message is the peer's and is left out.
+    if isinstance(getattr(exc, "code", None), int):
+        return "its responder %s answers HTTP %d instead of an OCSP response" % (url, exc.code)
     # urllib wraps connection errors in URLError(reason=<the socket error>); a read timeout comes bare.
     cause = getattr(exc, "reason", None) or exc
     if isinstance(cause, ConnectionRefusedError):
         return "its responder %s cannot be reached from here (connection refused): nothing listens there, it is down" % url
     if isinstance(cause, socket.timeout) or (isinstance(cause, OSError) and "timed out" in str(cause)):
-        return "its responder %s cannot be reached from here (timed out): no answer within %.1fs, it hangs or is too slow" % (url, timeout)
-    return "its responder %s cannot be reached from here (%s): check that the server can reach it" % (url, cause)
+        within = "the target's deadline of %.1fs" % deadline if deadline else "%.1fs" % timeout
+        return "its responder %s cannot be reached from here (timed out): no answer within %s, it hangs or is too slow" % (url, within)
+    if isinstance(cause, FetchError):
+        if cause.reachable:
+            return "its responder %s %s" % (url, _answers(cause))
+        return "its responder %s cannot be asked from here: %s" % (url, cause)
+    return "its responder %s cannot be reached from here (%s): check that the server can reach it" % (url, _error_name(cause))
+
+
+def _answers(exc: FetchError) -> str:
+    text = str(exc)
+    # "closes the connection...", "breaks off..." read on their own; a size or a protocol fault is what it answers.
+    return text if text.split(" ", 1)[0] in ("closes", "breaks", "fails") else "answers " + text
+
+
+def _error_name(exc) -> str:
+    """The system's name for a socket error ('[Errno 113] No route to host'), else the exception's type: no text of the peer."""
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        return "[Errno %s] %s" % (exc.errno, exc.strerror)
+    if isinstance(exc, FetchError):
+        return str(exc)
+    return type(exc).__name__
+
+
+def _readable(cert) -> bool:
+    """Whether everything this module reads of a served certificate parses (a hostile server may send duplicate extensions)."""
+    try:
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        utc_attr(cert, "not_valid_after")
+        ocsp_urls(cert)
+    except ValueError:
+        return False
+    return True
 
 
 def check_target(target: Target, policy: Policy, context=None) -> dict:
-    """Handshake until a good staple arrives, a definite failure is seen or the budget is spent."""
+    """Handshake until a good staple arrives, a definite failure is seen or the budget is spent, all by the target's deadline."""
     context = context or make_context()
     started = time.monotonic()
+    deadline = started + policy.deadline_seconds
     delay = policy.retry_delay
     attempts = 0
     issuer = None
     while True:
         attempts += 1
-        shake = handshake(context, target.host, target.port, target.server_name, policy.timeout)
+        allowed = min(policy.timeout, deadline - time.monotonic())
+        shake = handshake(context, target.host, target.port, target.server_name, allowed)
+        if shake.timed_out and allowed < policy.timeout:
+            shake.error = "no TLS handshake within the target's deadline of %.1fs" % policy.deadline_seconds
+        if shake.chain and not _readable(shake.chain[0]):
+            shake.chain, shake.error = [], "the served certificate does not parse as X.509 (malformed names or extensions)"
         if shake.error or not shake.chain:
             evaluation = StapleEvaluation(reason=shake.error or "the server sent no certificate")
             break
         leaf = shake.chain[0]
-        issuer = find_issuer(leaf, list(shake.chain[1:]) + list(policy.extra_issuers))
+        issuer = find_issuer(leaf, [cert for cert in shake.chain[1:] if _readable(cert)] + list(policy.extra_issuers))
         evaluation = evaluate_staple(
             shake.staple, leaf, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew))
         remaining = policy.retry_budget - (time.monotonic() - started)
@@ -198,7 +264,7 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
         time.sleep(min(delay, remaining))
         delay = min(delay * 2, policy.max_retry_delay)
 
-    elapsed = time.monotonic() - started
+    shaking = time.monotonic() - started
     result = {"host": target.host, "port": target.port, "server_name": target.server_name}
     result.update(evaluation.as_dict())
     # Not applicable: the served certificate names no OCSP responder, so stapling cannot work for this site
@@ -208,15 +274,16 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
         result["reason"] = "not applicable: " + result["reason"]
     if evaluation.retryable and attempts > 1:
         # After a reason that ends in a clause of its own (a stapled tryLater), a bare "after" would attach to that clause.
-        result["reason"] += ("; still so" if evaluation.stapled else "") + " after %d handshakes over %.1fs" % (attempts, elapsed)
+        result["reason"] += ("; still so" if evaluation.stapled else "") + " after %d handshakes over %.1fs" % (attempts, shaking)
     result["responder"] = None
     # Ask the responder when nothing was stapled, and when the staple carries no certificate status:
     # Apache staples a tryLater of its own when its responder is down, hangs or answers garbage,
     # which only the responder's own answer tells apart.
     no_status = evaluation.stapled and evaluation.response_status not in (None, "successful")
     if policy.fetch and shake.chain and (not evaluation.stapled or no_status):
-        result["responder"] = ask_responder(shake.chain[0], issuer, policy)
+        result["responder"] = ask_responder(shake.chain[0], issuer, policy, deadline)
         result["reason"] += "; " + result["responder"]["reason"]
+    elapsed = time.monotonic() - started
     result.update({
         "attempts": attempts,
         "handshake_seconds": round(shake.seconds, 4),

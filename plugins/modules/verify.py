@@ -22,6 +22,11 @@ description:
     tried again with back-off until O(retry_budget) is spent; the result says how many handshakes
     it took.
   - Many targets are checked concurrently in one call.
+  - Each target has one deadline, O(retry_budget) + 2 x O(timeout) seconds after its first handshake starts, which
+    covers the retries, one last handshake begun just before the budget is spent, and the diagnosis of the responder.
+    Every handshake and the responder's fetch get at most O(timeout) and never more than the time left to that
+    deadline, so neither a slow server nor a responder that drips its answer byte by byte holds a target longer.
+    A reason says so when the deadline cut something short (C(... within the target's deadline of N s)).
   - "Read-only. Usually run on the controller (C(delegate_to: localhost) or C(connection: local))."
 author:
   - ocsp.stapling maintainers (@ocsp-stapling)
@@ -72,7 +77,10 @@ options:
     type: int
     default: 16
   timeout:
-    description: Seconds allowed for one TCP connection and TLS handshake.
+    description:
+      - Seconds allowed for one TLS handshake, name lookup and TCP connection included, and for the whole exchange
+        with the responder when O(diagnose) asks it (connect, request, headers and body together, not per read).
+      - Each is also bounded by the time left to the target's deadline, O(retry_budget) + 2 x O(timeout).
     type: float
     default: 5
   retry_budget:
@@ -80,6 +88,8 @@ options:
       - Seconds to keep trying a target that staples nothing yet (cold cache) or whose responder said
         C(tryLater), before calling it broken. C(0) makes exactly one handshake, as a scanner does.
       - Definite failures (revoked, wrong certificate, bad signature, connection refused) are not retried.
+      - No handshake starts after the budget is spent; the target's deadline, O(retry_budget) + 2 x O(timeout),
+        leaves time for the last handshake and for the diagnosis.
     type: float
     default: 10
   retry_delay:
@@ -103,9 +113,21 @@ options:
         the reason and to RV(targets[].responder).
       - The answer names the fault, for example that the certificate has no OCSP URL, that the responder
         refuses connections (nothing listens), does not answer within O(timeout), answers an HTTP error
-        status or something that is not an OCSP response, answers V(tryLater) or V(unauthorized), signs with
-        an unauthorised key, sends an expired response or one about another certificate, or says the
+        status, a redirect or something that is not an OCSP response, answers V(tryLater) or V(unauthorized),
+        signs with an unauthorised key, sends an expired response or one about another certificate, or says the
         certificate is revoked (nginx staples nothing rather than a revoked status).
+      - The diagnosis contacts the URL named by the served certificate, which nothing has verified yet, from the
+        host running this module. Addresses are not filtered (private PKIs keep their responders on private
+        addresses, so those are not refused); turn O(diagnose) off for servers you do not trust to name a
+        harmless URL.
+      - Against a hostile responder, the request is one HTTP POST of C(application/ocsp-request) (RFC 6960,
+        C(http) URLs, and C(https) with certificate verification) that never follows a redirect; an HTTP 3xx
+        is reported as such. The whole exchange ends by O(timeout) and the target's deadline, however slowly the
+        responder sends; an answer of more than 64 KiB (real OCSP responses are a few KiB) is refused without
+        reading further; and no byte of what the responder or a server sent is copied into the result, only
+        what was judged of it (for example its size and that it does not parse).
+      - The proxy environment (C(http_proxy), C(https_proxy), C(no_proxy)) is honoured; the user agent is
+        C(ansible-ocsp.stapling-verify).
     type: bool
     default: true
   report_only:
@@ -242,7 +264,7 @@ targets:
       description: Duration of the last handshake.
       type: float
     elapsed_seconds:
-      description: Time spent on this target, retries included.
+      description: Time spent on this target, retries and diagnosis included; never much more than O(retry_budget) + 2 x O(timeout).
       type: float
     tls_version:
       description: Protocol of the last handshake.
@@ -255,7 +277,8 @@ targets:
       description:
         - When nothing was stapled, or the staple carries no certificate status, and O(diagnose) is on, what the
           certificate's responder answered when asked directly (C(url), C(reachable), C(cert_status), C(reason)); null otherwise.
-        - C(reachable) is V(false) when the responder refused the connection or did not answer within O(timeout).
+        - C(reachable) is V(false) when the responder refused the connection or did not answer within O(timeout),
+          and null when it was not asked because the target's deadline was spent.
       type: dict
       sample: {url: "http://ocsp.example.com/", reachable: true, cert_status: revoked, reason: "its responder ... answers: ..."}
     certificate:
@@ -279,6 +302,7 @@ summary:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import _ocsp, _tls
+from ansible_collections.ocsp.stapling.plugins.module_utils._ocsp_http import fetch_ocsp
 from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
     Policy,
     VerifyError,
@@ -288,16 +312,6 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
     parse_targets,
     summarise,
 )
-
-
-def fetch_ocsp(url: str, request: bytes, timeout: float) -> bytes:
-    """POST an OCSP request (RFC 6960 appendix A) with Ansible's HTTP client, honouring proxy settings."""
-    # Imported here: it costs a tenth of the module's start-up and only failing targets need it.
-    from ansible.module_utils.urls import open_url
-
-    response = open_url(url, data=request, method="POST", timeout=timeout, headers={"Content-Type": "application/ocsp-request"},
-                        http_agent="ansible-ocsp.stapling-verify")
-    return response.read(1 << 20)
 
 
 def main() -> None:

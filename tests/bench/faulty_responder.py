@@ -23,6 +23,10 @@ Faults (FAULTS):
     rogue-signer  a good, fresh response signed by a self-signed key no CA issued
     expired       a good response signed by the real delegated responder, nextUpdate an hour ago
     other-serial  a good, fresh, correctly signed response about another serial
+    drip          the real answer, headers and body, one byte every `drip_seconds` (a hostile or broken
+                  responder: a per-read timeout never fires, only a total deadline ends it)
+    redirect      HTTP 302 to `redirect_to` (set with redirect_to(); a hostile responder pointing its client
+                  at another, perhaps internal, URL)
 A revoked certificate needs no fault: revoke it in the PKI and forward.
 
 The front runs as a program in a process of its own (ChildProcess), so that it is stopped by its pid
@@ -53,13 +57,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-FAULTS = ("forward", "down", "slow", "http-500", "not-ocsp", "try-later", "unauthorized", "rogue-signer", "expired", "other-serial")
+FAULTS = (
+    "forward", "down", "slow", "http-500", "not-ocsp", "try-later", "unauthorized", "rogue-signer", "expired", "other-serial", "drip", "redirect",
+)
 # Longer than every timeout on the way: nginx's fixed 60 s for a responder (no directive changes it),
 # Apache's SSLStaplingResponderTimeout and verify's timeout. A hung request costs no test time: its
 # thread dies with the front.
 SLOW_SECONDS = 90.0
 ROGUE_NAME = "Rogue OCSP Signer"
 UPSTREAM_TIMEOUT = 10.0
+# One byte per half second: the real answer (about 1.5 KiB with headers) takes over ten minutes.
+DRIP_SECONDS = 0.5
 NOT_OCSP_BODY = b"<html><body><h1>Welcome to nginx!</h1></body></html>\n"
 # Never through a proxy from the environment: bench traffic stays on loopback.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -126,7 +134,10 @@ class FaultyHandler(BaseHTTPRequestHandler):
         if fault == "slow":
             time.sleep(float(settings.get("slow_seconds", SLOW_SECONDS)))
             fault = "forward"
-        if fault == "http-500":
+        if fault == "redirect":
+            location = str(settings.get("redirect_to") or self.server.upstream)
+            self._send(302, b"", "text/plain", [("Location", location)])
+        elif fault == "http-500":
             self._send(500, b"Internal Server Error\n", "text/plain")
         elif fault == "not-ocsp":
             self._send(200, NOT_OCSP_BODY, "text/html")
@@ -137,7 +148,7 @@ class FaultyHandler(BaseHTTPRequestHandler):
         elif fault in ("rogue-signer", "expired", "other-serial") and request is not None:
             self._send_ocsp(self._forge(request, fault))
         else:
-            self._forward(der)
+            self._forward(der, float(settings.get("drip_seconds", DRIP_SECONDS)) if fault == "drip" else 0.0)
 
     def _forge(self, request: ocsp.OCSPRequest, fault: str) -> ocsp.OCSPResponse:
         """A successful response that `openssl ocsp` would never sign: built here with cryptography."""
@@ -173,7 +184,7 @@ class FaultyHandler(BaseHTTPRequestHandler):
         )
         return builder.sign(signer_key, hashes.SHA256())
 
-    def _forward(self, der: bytes) -> None:
+    def _forward(self, der: bytes, drip: float = 0.0) -> None:
         request = urllib.request.Request(self.server.upstream, data=der, headers={"Content-Type": "application/ocsp-request"})
         try:
             with _DIRECT.open(request, timeout=UPSTREAM_TIMEOUT) as answer:
@@ -182,16 +193,27 @@ class FaultyHandler(BaseHTTPRequestHandler):
             self.log_error("upstream %s failed: %s", self.server.upstream, error)
             self._send(502, b"upstream failed\n", "text/plain")
             return
-        self._send(200, body, "application/ocsp-response")
+        self._send(200, body, "application/ocsp-response", drip=drip)
 
     def _send_ocsp(self, response: ocsp.OCSPResponse) -> None:
         self._send(200, response.public_bytes(serialization.Encoding.DER), "application/ocsp-response")
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, headers: list | None = None, drip: float = 0.0) -> None:
         try:
+            if drip:
+                # Built by hand, then written a byte at a time: the status line and headers drip too.
+                head = [f"HTTP/1.0 {status} {self.responses.get(status, ('',))[0]}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
+                answer = ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
+                for index in range(len(answer)):
+                    self.wfile.write(answer[index:index + 1])
+                    self.wfile.flush()
+                    time.sleep(drip)
+                return
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            for name, value in headers or []:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
         except OSError:
@@ -307,6 +329,11 @@ class FaultyResponder:
         self._write()
         if leaf is None and not self.running():
             self.start()
+
+    def redirect_to(self, url: str) -> None:
+        """Where the "redirect" fault sends its clients, from the next request on."""
+        self._settings["redirect_to"] = url
+        self._write()
 
     def requests(self, leaf=None) -> list[str]:
         """The faults met by requests so far (about leaf only, when given), in order, from the log."""

@@ -13,6 +13,8 @@ For each row the test records and asserts
 - that the server keeps serving: a handshake succeeds during the fault and after it is switched off,
   within a bound,
 - that verify returns within its timeout and retry budget.
+Then verify meets two hostile responders (one that drips its answer, one that redirects) and must end by
+its deadline and follow nothing.
 At the end one run of the nginx role and one of the apache role against a faulty responder show the host
 failing with the reason.
 The whole file takes about a minute.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +45,8 @@ APACHE_RESPONDER_TIMEOUT = 2
 # One verify call per server checks all of its rows at once. The timeout must let an Apache handshake
 # that waits APACHE_RESPONDER_TIMEOUT for a hanging responder through, and stays below the front's hang.
 VERIFY = {"retry_budget": 1.5, "retry_delay": 0.1, "timeout": 4, "report_only": True}
+# What one target may take at most (verify's DOCUMENTATION): the budget, a last handshake and the diagnosis.
+DEADLINE = VERIFY["retry_budget"] + 2 * VERIFY["timeout"]
 # Ansible's own start-up and module transfer, on top of what verify may spend.
 ANSIBLE_OVERHEAD = 15.0
 # A handshake during or after a fault: nginx never waits for its responder; Apache may wait for it once.
@@ -220,10 +225,10 @@ def test_fault(case, lab, observed):
         # The reason names the fault through the responder's own answer.
         assert result["responder"] and case.reason in result["responder"]["reason"], result
 
-    # verify never hangs: the last handshake may start just before the budget runs out; asking the
-    # responder adds at most one more timeout.
-    assert result["elapsed_seconds"] <= VERIFY["retry_budget"] + VERIFY["timeout"] + 0.5, result
-    assert seen["seconds"] <= VERIFY["retry_budget"] + 2 * VERIFY["timeout"] + ANSIBLE_OVERHEAD, seen["seconds"]
+    # verify never hangs: the last handshake may start just before the budget runs out, and asking the
+    # responder adds at most one more timeout: the target's deadline, which elapsed_seconds includes.
+    assert result["elapsed_seconds"] <= DEADLINE + 0.5, result
+    assert seen["seconds"] <= DEADLINE + ANSIBLE_OVERHEAD, seen["seconds"]
 
     # The fault ends; the server still serves, and a fetch it makes now no longer meets the fault.
     if case.fault == "down":
@@ -306,6 +311,41 @@ def test_apache_holds_the_handshakes_of_a_site_whose_responder_hangs(lab):
         assert len(front.requests(hang)) == 3, front.requests(hang)
     finally:
         server.stop()
+
+
+def test_verify_ends_by_its_deadline_and_follows_no_redirect(lab):
+    """A responder that drips its answer a byte per half second, and one that redirects to an "internal" URL.
+
+    nginx staples nothing for these sites (stapling off), so only verify's own diagnosis meets them, through
+    the ansible CLI: the drip ends at the timeout within the target's deadline, the redirect is named and not
+    followed, and nothing of the redirect's target reaches the result.
+    """
+    bench, front = lab["bench"], lab["front"]
+    drip, redirect = bench.issue("drip.verify.test", ocsp_url=front.url), bench.issue("redirect.verify.test", ocsp_url=front.url)
+    front.set_fault("drip", drip)
+    front.set_fault("redirect", redirect)
+    with socket.socket() as internal:
+        # Stands for an internal service: a listener whose backlog shows whether anyone connected.
+        internal.bind(("127.0.0.1", 0))
+        internal.listen(8)
+        internal.setblocking(False)
+        front.redirect_to(f"http://127.0.0.1:{internal.getsockname()[1]}/internal/admin")
+        server = bench.nginx([Site(drip.name, drip, stapling=False, default=True), Site(redirect.name, redirect, stapling=False)])
+        server.start()
+        try:
+            result, seconds = run_verify([{"host": "127.0.0.1", "port": server.port, "server_name": leaf.name} for leaf in (drip, redirect)])
+        finally:
+            server.stop()
+        with pytest.raises(BlockingIOError):
+            internal.accept()
+    dripped, redirected = result["targets"]
+    assert "cannot be reached from here (timed out): no answer within 4.0s, it hangs or is too slow" in dripped["reason"], dripped
+    assert dripped["responder"]["reachable"] is False
+    assert dripped["elapsed_seconds"] <= DEADLINE + 0.5, dripped
+    assert seconds <= DEADLINE + ANSIBLE_OVERHEAD, seconds
+    assert "answers HTTP 302 (a redirect, not followed) instead of an OCSP response" in redirected["reason"], redirected
+    assert "internal/admin" not in json.dumps(result)
+    assert front.requests(drip) == ["drip"] and front.requests(redirect) == ["redirect"]
 
 
 def run_role(inventory: Path) -> tuple[subprocess.CompletedProcess, float]:

@@ -1,15 +1,14 @@
 """Unit tests: each way an OCSP responder fails gets a reason of its own, from a staple and from the responder.
 
 The answers are what bench/faulty_responder.py sends (built here the same way), and the fetch errors
-what Ansible's open_url raises; tests/integration/test_responder_faults.py runs the same faults through
-real nginx and Apache.
+what _ocsp_http.fetch_ocsp raises for them (test_verify_hostile.py has it meet real sockets);
+tests/integration/test_responder_faults.py runs the same faults through real nginx and Apache.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import socket
-import urllib.error
 
 import pytest
 from bench.faulty_responder import NOT_OCSP_BODY, ROGUE_NAME, rogue_signer
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._ocsp import RESPONSE, evaluate_staple
+from ansible_collections.ocsp.stapling.plugins.module_utils._ocsp_http import MAX_BODY, FetchError, HttpStatusError, TooLargeError
 from ansible_collections.ocsp.stapling.plugins.module_utils._verify import Policy, ask_responder
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -65,12 +65,15 @@ def unsuccessful(status) -> bytes:
 
 
 def answers(pki, rogue) -> dict:
-    """fault -> what fetch returns or raises, as Ansible's open_url does for that responder."""
+    """fault -> what fetch returns or raises, as fetch_ocsp does for that responder."""
     return {
-        "down": urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")),
-        # A connect timeout comes wrapped, a read timeout (a responder that accepts and hangs) bare.
+        "down": ConnectionRefusedError(111, "Connection refused"),
+        # Connect, read and a drip past the deadline all end in the same socket timeout.
         "slow": socket.timeout("timed out"),
-        "http-500": urllib.error.HTTPError(URL, 500, "Internal Server Error", {}, None),
+        "http-500": HttpStatusError(500),
+        "redirect": HttpStatusError(302),
+        "huge": TooLargeError(MAX_BODY),
+        "not-http": FetchError("answers something that is not an HTTP response", reachable=True),
         "not-ocsp": NOT_OCSP_BODY,
         "empty": b"",
         "try-later": unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER),
@@ -88,7 +91,10 @@ EXPECTED = {
     "down": "cannot be reached from here (connection refused): nothing listens there, it is down",
     "slow": "cannot be reached from here (timed out): no answer within 3.0s, it hangs or is too slow",
     "http-500": "answers HTTP 500 instead of an OCSP response",
-    "not-ocsp": "answers: something that is not an OCSP response (53 bytes starting b'<html>",
+    "redirect": "answers HTTP 302 (a redirect, not followed) instead of an OCSP response",
+    "huge": "answers a body of more than 65536 bytes, far more than an OCSP response (a few KiB): not read further",
+    "not-http": "answers something that is not an HTTP response",
+    "not-ocsp": "answers: something that is not an OCSP response (53 bytes; it does not parse as DER OCSP)",
     "empty": "answers: an empty body, not an OCSP response",
     "try-later": "answers: tryLater, with no certificate status (it is busy or not ready: ask again later)",
     "unauthorized": "answers: unauthorized, with no certificate status (it will not answer for this certificate",
@@ -113,6 +119,8 @@ def ask(pki, outcome):
 def test_the_responder_is_named_for_its_fault(pki, rogue, fault):
     verdict = ask(pki, answers(pki, rogue)[fault])
     assert verdict["url"] == URL and EXPECTED[fault] in verdict["reason"], verdict["reason"]
+    # Only what was judged: no byte of the answer.
+    assert "html" not in verdict["reason"].lower()
     assert verdict["reason"].startswith(f"its responder {URL} ")
     # The responder was asked directly: nothing here speaks of a staple.
     assert "staple" not in verdict["reason"].replace("server is not fetching", "")
@@ -125,14 +133,20 @@ def test_no_two_faults_share_a_reason(pki, rogue):
         assert [other for other, reason in reasons.items() if expected in reason] == [fault], (fault, reasons)
 
 
-def test_a_connect_timeout_reads_like_a_read_timeout(pki):
-    verdict = ask(pki, urllib.error.URLError(socket.timeout("timed out")))
+def test_a_name_lookup_timeout_reads_like_a_read_timeout(pki):
+    verdict = ask(pki, socket.timeout("name lookup timed out"))
     assert EXPECTED["slow"] in verdict["reason"]
 
 
 def test_other_unreachable_responders_keep_the_general_reason(pki):
-    verdict = ask(pki, urllib.error.URLError(OSError(113, "No route to host")))
+    verdict = ask(pki, OSError(113, "No route to host"))
     assert "cannot be reached from here ([Errno 113] No route to host): check that the server can reach it" in verdict["reason"]
+
+
+def test_an_error_text_of_unknown_origin_is_not_repeated(pki):
+    # The text of an error without an errno may quote the peer (a proxy's reason phrase): only its type is named.
+    verdict = ask(pki, OSError("Tunnel connection failed: 403 <script>evil</script>"))
+    assert "cannot be reached from here (OSError)" in verdict["reason"] and "evil" not in verdict["reason"]
 
 
 @pytest.mark.parametrize("fault, expected", [
@@ -140,7 +154,7 @@ def test_other_unreachable_responders_keep_the_general_reason(pki):
     ("expired", "the staple is stale: it expired 1h00m ago"),
     ("other-serial", "the staple is about another certificate: serial"),
     ("revoked", "the certificate is revoked"),
-    ("not-ocsp", "the stapled bytes are not an OCSP response"),
+    ("not-ocsp", "the stapled bytes are not an OCSP response (53 bytes; they do not parse as DER OCSP)"),
 ])
 def test_a_bad_staple_is_named_as_a_staple(pki, rogue, fault, expected):
     result = evaluate_staple(answers(pki, rogue)[fault], pki.leaf("site.test").cert, pki.intermediate_cert)

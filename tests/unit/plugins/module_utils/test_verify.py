@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import re
 import socket
-import urllib.error
 
 import pytest
 from bench.pki import Pki
@@ -13,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
+from ansible_collections.ocsp.stapling.plugins.module_utils._ocsp_http import HttpStatusError
 from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
     Policy,
     Target,
@@ -64,6 +64,12 @@ def test_parse_targets_names_the_bad_entry(entry, message):
 def test_policy_rejects_impossible_values(field, value):
     with pytest.raises(VerifyError, match=field):
         Policy(**{field: value})
+
+
+def test_the_deadline_of_a_target_is_the_budget_and_two_timeouts():
+    # The budget, one last handshake begun just before it ends, and the diagnosis: verify's DOCUMENTATION says so.
+    assert Policy(timeout=2, retry_budget=1).deadline_seconds == 5
+    assert Policy(timeout=5, retry_budget=0).deadline_seconds == 10
 
 
 def test_check_targets_rejects_zero_concurrency():
@@ -177,8 +183,9 @@ def test_ask_responder_reports_what_the_responder_says(pki, status, expected):
 
 
 @pytest.mark.parametrize("error, expected", [
-    (urllib.error.HTTPError("http://127.0.0.1:9/ocsp", 503, "busy", {}, None), "answers HTTP 503"),
-    (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")), "cannot be reached from here"),
+    # What _ocsp_http.fetch_ocsp raises.
+    (HttpStatusError(503), "answers HTTP 503 instead of an OCSP response"),
+    (ConnectionRefusedError(111, "Connection refused"), "cannot be reached from here (connection refused)"),
     (socket.timeout("timed out"), "cannot be reached from here (timed out)"),
 ])
 def test_ask_responder_failures(pki, error, expected):
