@@ -220,29 +220,21 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig, ApacheConfigError, plan_stapling
-from ansible_collections.ocsp.stapling.plugins.module_utils._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import move_or_oserror, read_text, safe_results, text_bytes
-from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
-    DEFAULT_LOCK_PATH,
-    ChangeRefused,
-    RecoveringLock,
-    TransactionError,
-    apply_and_test,
-    staging_writer,
-)
+from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig, plan_stapling
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import move_or_oserror, read_text, safe_results
+from ansible_collections.ocsp.stapling.plugins.module_utils._lifecycle import EditFailed, EditPlan, Transaction, run_edit
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import DEFAULT_LOCK_PATH, staging_writer
 
 
-def link_changes(links: dict, state: str) -> list:
-    """The symlinks to create (present, where nothing is) or remove (absent, where ours is)."""
-    changes = []
+def link_changes(links: dict, state: str) -> dict:
+    """The symlinks to create (present, where nothing is) or remove (absent, where ours is): path -> target."""
+    changes = {}
     for path, target in sorted(links.items()):
         exists = os.path.lexists(path)
         if state == "present" and not exists:
-            changes.append(path)
+            changes[path] = target
         elif state == "absent" and exists and os.path.islink(path) and os.readlink(path) == target:
-            changes.append(path)
+            changes[path] = target
     return changes
 
 
@@ -285,68 +277,34 @@ def main() -> None:
     )
     safe_results(module)  # odd bytes of a configuration file reach the result (diff, messages)
     params = module.params
+    modules = set(params["modules"]) if params["modules"] is not None else None
 
     def test() -> tuple:
         rc, out, err = module.run_command(params["test_command"], environ_update=params["env"])
         return rc == 0, (err + out).strip()
 
-    modules = set(params["modules"]) if params["modules"] is not None else None
-    writer = staging_writer(move_or_oserror(module.atomic_move))
-    # First, under the lock and before reading anything: a transaction that a killed run left half done is rolled back.
-    session = RecoveringLock(params["lock_path"], params["backup_dir"], writer, check=module.check_mode, warn=module.warn,
-                             lock_timeout=params["lock_timeout"])
+    def plan(recovered) -> EditPlan:
+        wanted_links = links_after_recovery(params["links"], recovered, params["state"])
+        config = ApacheConfig.load(params["conf_path"], reader=read_text, server_root=params["server_root"], env=params["env"], modules=modules)
+        edits, sites = plan_stapling(config, params["chains"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
+                                     state=params["state"], keep_cache=params["keep_cache"])
+
+        def before(path: str) -> str:
+            # The stapling cache file is the collection's own and may lie outside what the configuration includes.
+            if path in config.files:
+                return config.files[path].text
+            return read_text(path) if os.path.exists(path) else ""
+
+        return EditPlan(files=edits, before=before, sites=sites, links=link_changes(wanted_links, params["state"]),
+                        intent=dict(links=wanted_links))
+
+    transaction = Transaction(lock_path=params["lock_path"], lock_timeout=params["lock_timeout"], backup_dir=params["backup_dir"],
+                              test=test, test_name=" ".join(params["test_command"]), writer=staging_writer(move_or_oserror(module.atomic_move)),
+                              check=module.check_mode, warn=module.warn)
     try:
-        with session:
-            recovered = session.recovered
-            wanted_links = links_after_recovery(params["links"], recovered, params["state"])
-            config = ApacheConfig.load(params["conf_path"], reader=read_text, server_root=params["server_root"], env=params["env"], modules=modules)
-            edits, summary = plan_stapling(config, params["chains"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
-                                           state=params["state"], keep_cache=params["keep_cache"])
-            links = link_changes(wanted_links, params["state"])
-            chain_changes = plan_chain_files(params["chain_files"], params["state"])
-
-            def before(path: str) -> str:
-                if path in config.files:
-                    return config.files[path].text
-                return read_text(path) if os.path.exists(path) else ""
-
-            result = dict(
-                changed=bool(edits or links or chain_changes or (recovered and recovered["paths"])),
-                files=sorted(edits),
-                links=links,
-                chain_files=sorted(chain_changes),
-                sites=summary,
-                diff=chain_file_diffs(chain_changes) + [
-                    dict(before_header=path, after_header=path, before=before(path), after=text or "") for path, text in sorted(edits.items())],
-            )
-            if recovered:
-                result["recovered"] = recovered
-            if not result["changed"] or module.check_mode:
-                module.exit_json(**result)
-
-            def apply(transaction) -> None:
-                # On: the chain files first, so that no configuration names a file not there yet. Off: them last.
-                if params["state"] == "present":
-                    apply_chain_files(transaction, chain_changes)
-                for path, text in edits.items():
-                    if text is None:
-                        transaction.remove(path)
-                    else:
-                        transaction.write(path, text_bytes(text))
-                for path in links:
-                    if params["state"] == "present":
-                        transaction.link(path, wanted_links[path])
-                    else:
-                        transaction.unlink(path)
-                if params["state"] == "absent":
-                    apply_chain_files(transaction, chain_changes)
-
-            journal = session.journal(dict(module="apache_stapling", state=params["state"], links=wanted_links))
-            apply_and_test(apply, test, " ".join(params["test_command"]), writer=writer, journal=journal)
-    except ChangeRefused as exc:
-        module.fail_json(msg=str(exc), restored=exc.restored, test_output=exc.test_output, **result)
-    except (ApacheConfigError, TransactionError, ChainError) as exc:
-        module.fail_json(msg=str(exc), **(dict(recovered=session.recovered) if session.recovered else {}))
+        result = run_edit("apache_stapling", params["state"], params["chain_files"], plan, transaction)
+    except EditFailed as exc:
+        module.fail_json(msg=str(exc), **exc.result)
     module.exit_json(**result)
 
 

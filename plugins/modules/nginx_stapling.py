@@ -196,18 +196,10 @@ recovered:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError, plan_stapling
-from ansible_collections.ocsp.stapling.plugins.module_utils._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import move_or_oserror, read_text, safe_results, text_bytes
-from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
-    DEFAULT_LOCK_PATH,
-    ChangeRefused,
-    RecoveringLock,
-    TransactionError,
-    apply_and_test,
-    staging_writer,
-)
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import move_or_oserror, read_text, safe_results
+from ansible_collections.ocsp.stapling.plugins.module_utils._lifecycle import EditFailed, EditPlan, Transaction, run_edit
+from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, plan_stapling
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import DEFAULT_LOCK_PATH, staging_writer
 
 
 def host_resolvers(path: str = "/etc/resolv.conf") -> list:
@@ -246,50 +238,24 @@ def main() -> None:
     params = module.params
     resolver = params["resolver"] if params["resolver"] is not None else host_resolvers()
     test_command = params["test_command"] or [params["nginx_binary"], "-t", "-c", params["conf_path"]]
-    options = dict(resolver=resolver or None, include_default_servers=params["default_servers"], state=params["state"])
 
     def test() -> tuple:
         rc, out, err = module.run_command(test_command)
         return rc == 0, (err + out).strip()
 
-    writer = staging_writer(move_or_oserror(module.atomic_move))
-    # First, under the lock and before reading anything: a transaction that a killed run left half done is rolled back.
-    session = RecoveringLock(params["lock_path"], params["backup_dir"], writer, check=module.check_mode, warn=module.warn,
-                             lock_timeout=params["lock_timeout"])
+    def plan(_recovered) -> EditPlan:
+        config = NginxConfig.load(params["conf_path"], reader=read_text)
+        edits, sites = plan_stapling(config, params["chains"], resolver=resolver or None, include_default_servers=params["default_servers"],
+                                     state=params["state"])
+        return EditPlan(files=edits, before=lambda path: config.files[path].text, sites=sites)
+
+    transaction = Transaction(lock_path=params["lock_path"], lock_timeout=params["lock_timeout"], backup_dir=params["backup_dir"],
+                              test=test, test_name=" ".join(test_command), writer=staging_writer(move_or_oserror(module.atomic_move)),
+                              check=module.check_mode, warn=module.warn)
     try:
-        with session:
-            recovered = session.recovered
-            config = NginxConfig.load(params["conf_path"], reader=read_text)
-            edits, summary = plan_stapling(config, params["chains"], **options)
-            chain_changes = plan_chain_files(params["chain_files"], params["state"])
-            result = dict(
-                changed=bool(edits or chain_changes or (recovered and recovered["paths"])),
-                files=sorted(edits),
-                chain_files=sorted(chain_changes),
-                sites=summary,
-                diff=chain_file_diffs(chain_changes) + [
-                    dict(before_header=path, after_header=path, before=config.files[path].text, after=text) for path, text in sorted(edits.items())],
-            )
-            if recovered:
-                result["recovered"] = recovered
-            if not result["changed"] or module.check_mode:
-                module.exit_json(**result)
-
-            def apply(transaction) -> None:
-                # On: the chain files first, so that no configuration names a file not there yet. Off: them last.
-                if params["state"] == "present":
-                    apply_chain_files(transaction, chain_changes)
-                for path, text in edits.items():
-                    transaction.write(path, text_bytes(text))
-                if params["state"] == "absent":
-                    apply_chain_files(transaction, chain_changes)
-
-            journal = session.journal(dict(module="nginx_stapling", state=params["state"]))
-            apply_and_test(apply, test, " ".join(test_command), writer=writer, journal=journal)
-    except ChangeRefused as exc:
-        module.fail_json(msg=str(exc), restored=exc.restored, test_output=exc.test_output, **result)
-    except (NginxConfigError, TransactionError, ChainError) as exc:
-        module.fail_json(msg=str(exc), **(dict(recovered=session.recovered) if session.recovered else {}))
+        result = run_edit("nginx_stapling", params["state"], params["chain_files"], plan, transaction)
+    except EditFailed as exc:
+        module.fail_json(msg=str(exc), **exc.result)
     module.exit_json(**result)
 
 

@@ -40,7 +40,8 @@ from bench.layouts import snapshot
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import _apache, _nginx
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import (ConfigError, json_safe, move_or_oserror, printable, read_text,
-                                                                                safe_results, text_bytes)
+                                                                                safe_results)
+from ansible_collections.ocsp.stapling.plugins.module_utils._lifecycle import EditFailed, EditPlan, Transaction, run_edit
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, TransactionError, apply_and_test, atomic_write, staging_writer
 
 PORT = 18443  # never bound: the server tests only parse
@@ -524,8 +525,8 @@ EDITORS = {"nginx": NginxEditor(), "apache": ApacheEditor()}
 
 
 def run(editor: Editor, root: Path, state: str = "present", unreadable: dict | None = None, read_only: tuple = ()) -> tuple:
-    """The module's flow: load, plan, write every edit in one transaction, test (passes here).
-    Returns (edits, summary); raises ConfigError or TransactionError as the module would report them."""
+    """One run of the modules' own lifecycle (_lifecycle.run_edit): lock, load, plan, one transaction, test (passes here).
+    Returns (files changed, sites summary); raises ConfigError or TransactionError as the module would report them."""
     failing_reads = {str(root / relative): code for relative, code in (unreadable or {}).items()}
     failing_writes = {str(root / relative) for relative in read_only}
 
@@ -542,19 +543,19 @@ def run(editor: Editor, root: Path, state: str = "present", unreadable: dict | N
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
         atomic_write(path, data)
 
-    config = editor.load(root, reader)
-    edits, summary = editor.plan(root, config, state)
+    def plan(_recovered) -> EditPlan:
+        config = editor.load(root, reader)
+        edits, sites = editor.plan(root, config, state)
+        return EditPlan(files=edits, before=lambda path: config.files[path].text if path in config.files else "", sites=sites)
 
-    def apply(transaction) -> None:
-        for path, text in edits.items():
-            if text is None:
-                transaction.remove(path)
-            else:
-                transaction.write(path, text_bytes(text))
-
-    if edits:
-        apply_and_test(apply, lambda: (True, ""), "server test", writer=writer)
-    return edits, summary
+    # The lock and the journal beside the tree, never in it: the snapshots compare the tree alone.
+    transaction = Transaction(lock_path=str(root.parent / "lock"), lock_timeout=5, backup_dir=None, test=lambda: (True, ""),
+                              test_name="server test", writer=writer)
+    try:
+        result = run_edit(editor.name + "_stapling", state, {}, plan, transaction)
+    except EditFailed as exc:
+        raise exc.error from None
+    return result["files"], result["sites"]
 
 
 def check_case(editor: Editor, item: Case, root: Path, certificate: Path) -> None:

@@ -1,0 +1,123 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One editing lifecycle for every server: what nginx_stapling and apache_stapling both do, once.
+
+    lock -> roll back an interrupted run -> read and plan (the dialect) -> diff -> check-mode exit
+         -> chain files + edits + links in one journaled transaction -> the server's own test
+         -> commit, or put every byte back -> the result
+
+A dialect (nginx, Apache) supplies only what differs: a ``plan`` function that reads its
+configuration and says what to change (an EditPlan). Everything else - the order of the steps, the
+result's keys, the errors - is here, so that a fix lands once. No Ansible imports: the modules pass
+in the writer (Ansible's atomic_move), the server test (run_command) and the warning callback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
+from ._configtext import ConfigError, text_bytes
+from ._pem import ChainError
+from ._txn import ChangeRefused, RecoveringLock, TransactionError, apply_and_test
+
+
+@dataclass
+class EditPlan:
+    """What a dialect wants changed, planned from the files as they are after any rollback."""
+
+    # path -> the new text of the file, or None to remove it (a file the collection added and now takes back).
+    files: dict
+    # The current text of a path, for the diff.
+    before: Callable[[str], str]
+    # Per touched site, what changes (the module's ``sites`` result).
+    sites: list
+    # Symlinks to create (state present) or remove (absent): path -> target; None for a dialect without links.
+    links: dict | None = None
+    # What a later recovery should know of this run beyond module and state (Apache: the links it meant to make).
+    intent: dict = field(default_factory=dict)
+
+
+class EditFailed(Exception):
+    """The run stopped; ``result`` is what the module returns with the failure (what was planned, restored, recovered).
+
+    ``error`` is the domain error that stopped it (a ConfigError with its file and line, a ChangeRefused, ...).
+    """
+
+    def __init__(self, error: Exception, result: dict) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.result = result
+
+
+@dataclass
+class Transaction:
+    """How the lifecycle keeps state on the host and asks the server: the options both editing modules share."""
+
+    lock_path: str
+    lock_timeout: float
+    backup_dir: str | None
+    # test() -> (passed, output); test_name is what messages call it ("nginx -t -c /etc/nginx/nginx.conf").
+    test: Callable[[], tuple]
+    test_name: str
+    writer: Callable
+    check: bool = False
+    warn: Callable[[str], None] | None = None
+
+
+def run_edit(module_name: str, state: str, chain_files: dict, plan: Callable, transaction: Transaction) -> dict:
+    """Run the whole lifecycle; returns the module's result, or raises EditFailed with it.
+
+    ``plan(recovered)`` is called under the lock, after the rollback of an interrupted run
+    (``recovered`` is its report, or None), and returns an EditPlan.
+    """
+    session = RecoveringLock(transaction.lock_path, transaction.backup_dir, transaction.writer, check=transaction.check,
+                             warn=transaction.warn, lock_timeout=transaction.lock_timeout)
+    result = {}
+    try:
+        with session:
+            recovered = session.recovered
+            edit = plan(recovered)
+            chain_changes = plan_chain_files(chain_files, state)
+            result = dict(
+                changed=bool(edit.files or edit.links or chain_changes or (recovered and recovered["paths"])),
+                files=sorted(edit.files),
+                chain_files=sorted(chain_changes),
+                sites=edit.sites,
+                diff=chain_file_diffs(chain_changes) + [
+                    dict(before_header=path, after_header=path, before=edit.before(path), after=text if text is not None else "")
+                    for path, text in sorted(edit.files.items())],
+            )
+            if edit.links is not None:
+                result["links"] = sorted(edit.links)
+            if recovered:
+                result["recovered"] = recovered
+            if not result["changed"] or transaction.check:
+                return result
+
+            def apply(files) -> None:
+                # On: the chain files first, so that no configuration names a file not there yet. Off: them last.
+                if state == "present":
+                    apply_chain_files(files, chain_changes)
+                for path, text in edit.files.items():
+                    if text is None:
+                        files.remove(path)
+                    else:
+                        files.write(path, text_bytes(text))
+                for path, target in sorted((edit.links or {}).items()):
+                    if state == "present":
+                        files.link(path, target)
+                    else:
+                        files.unlink(path)
+                if state == "absent":
+                    apply_chain_files(files, chain_changes)
+
+            journal = session.journal(dict(edit.intent, module=module_name, state=state))
+            apply_and_test(apply, transaction.test, transaction.test_name, writer=transaction.writer, journal=journal)
+    except ChangeRefused as exc:
+        raise EditFailed(exc, dict(result, restored=exc.restored, test_output=exc.test_output)) from None
+    except (ConfigError, TransactionError, ChainError) as exc:
+        raise EditFailed(exc, dict(recovered=session.recovered) if session.recovered else {}) from None
+    return result
