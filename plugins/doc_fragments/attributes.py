@@ -30,9 +30,26 @@ attributes:
     description: Nothing is changed, so there is nothing to diff.
 """
 
-    # The options of the host lock and the journaled transaction that both editing modules share.
+    # What both editing modules share: the chain files, the state, the host lock and the journaled transaction.
     TRANSACTION = r"""
 options:
+  chain_files:
+    description:
+      - Maps chain file paths (the values of O(chains)) to their content, the full chain as PEM (intermediates then
+        root, the RV(ocsp.stapling.preflight#filter:_value.chain_pem) of the preflight).
+      - "With O(state=present) each file whose content or mode differs is written in the same transaction as the
+        configuration edits: atomically, mode C(0644), its folder created (mode C(0755)) when missing. If the server
+        test fails, the chain files are put back byte for byte (or removed, with the folders created) like every
+        other file. Content that is not only certificates (a private key above all) is refused."
+      - With O(state=absent) every listed file that exists is removed, in the same transaction; the contents are
+        not used.
+    type: dict
+    default: {}
+  state:
+    description: V(present) turns stapling on; V(absent) removes what this module added and restores what it changed.
+    type: str
+    choices: [present, absent]
+    default: present
   lock_path:
     description:
       - Lock file that serialises configuration changes on the host.
@@ -67,6 +84,21 @@ options:
         naming the path, before anything is read or changed. A missing folder is created root-only."
     type: path
 notes:
+  - "The transaction is crash safe: before each change it durably records in a journal what was at the path (a backup of
+    the file with its mode and owner, a symlink's target, or nothing), and removes the journal when the server test has
+    passed or the rollback is complete. Files are replaced by a rename and links created in one call, so nothing is ever
+    half written."
+  - "A run that was killed mid-transaction (SIGKILL, out of memory, power cut) leaves its journal. The next run of
+    M(ocsp.stapling.nginx_stapling) or M(ocsp.stapling.apache_stapling) finds it, under the host lock and before planning,
+    and rolls the interrupted transaction back - every path it recorded to its state before that transaction, the files,
+    links and folders it created removed - then plans from that state, so that the run converges. The result reports it
+    (RV(recovered)) with a warning. The interrupted change is rolled back even when its server test had passed: it was
+    never reloaded."
+  - "In check mode the rollback is only reported (RV(recovered)), and the changes shown are against the files as the
+    interrupted run left them. A journal that cannot be read, or that lies where another local user could have put it,
+    fails the task, naming the journal and what to do."
+  - Both editing modules run the same lifecycle (lock, rollback of an interrupted run, plan, diff, transaction, server
+    test); only reading and planning differ per server.
   - The environment variable C(OCSP_STAPLING_TEST_KILL_AT) is a test hook of the crash tests (the process kills itself at
     the named step of the transaction); it does nothing unless set, and must not be set outside those tests.
 """

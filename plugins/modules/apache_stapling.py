@@ -28,20 +28,6 @@ description:
     keep owner, mode and SELinux context, then O(test_command). If the test fails, every file and link
     is put back byte for byte and the task fails with Apache's message. The module does not reload
     Apache; the role does, gracefully, through a handler.
-  - "The transaction is crash safe: before each change it durably records in a journal what was at the path (a backup of
-    the file with its mode and owner, a symlink's target, or nothing), and removes the journal when the server test has
-    passed or the rollback is complete. Files are replaced by a rename and links created in one call, so nothing is
-    ever half written."
-  - "A run that was killed mid-transaction (SIGKILL, out of memory, power cut) leaves its journal. The next run of this
-    module or of M(ocsp.stapling.nginx_stapling) finds it, under the host lock and before planning, and rolls the
-    interrupted transaction back - every path it recorded to its state before that transaction, the files and links it
-    created removed - then plans from that state, so that the run converges. The result reports it (RV(recovered)) with
-    a warning. The interrupted change is rolled back even when its server test had passed: it was never reloaded."
-  - "The controller read the host before this run, so it may have seen a link of the interrupted run as if it were the
-    host's own (C(mods-enabled/socache_shmcb.load) makes C(socache_shmcb) look loaded). So, with O(state=present), a
-    link that the rollback removed and that the interrupted O(state=present) run meant to create is created again."
-  - "In check mode the rollback is only reported (RV(recovered)), and the changes shown are against the files as the
-    interrupted run left them. A journal that cannot be read fails the task, naming the journal and what to do."
 author:
   - ocsp.stapling maintainers (@ocsp-stapling)
 extends_documentation_fragment:
@@ -99,23 +85,6 @@ options:
         and to remove with O(state=absent) when they point at that target.
     type: dict
     default: {}
-  chain_files:
-    description:
-      - Maps chain file paths (the values of O(chains)) to their content, the full chain as PEM (intermediates then
-        root, the RV(ocsp.stapling.preflight#filter:_value.chain_pem) of the preflight).
-      - "With O(state=present) each file whose content or mode differs is written in the same transaction as the
-        configuration edits: atomically, mode C(0644), its folder created (mode C(0755)) when missing. If the server
-        test fails, the chain files are put back byte for byte (or removed, with the folders created) like every
-        other file. Content that is not only certificates (a private key above all) is refused."
-      - With O(state=absent) every listed file that exists is removed, in the same transaction; the contents are
-        not used.
-    type: dict
-    default: {}
-  state:
-    description: V(present) turns stapling on; V(absent) removes what this module added and restores what it changed.
-    type: str
-    choices: [present, absent]
-    default: present
   test_command:
     description: The command that validates the whole configuration after the edit and before any reload.
     type: list

@@ -28,16 +28,6 @@ description:
     keep owner and mode, then the server's own test (O(test_command)). If the test fails, every file
     is restored byte for byte and the task fails with nginx's message. The module does not reload
     nginx; the role does that through a handler.
-  - "The transaction is crash safe: before each change it durably records in a journal what was at the path (a backup of
-    the file with its mode and owner, a symlink's target, or nothing), and removes the journal when the server test has
-    passed or the rollback is complete. Every file is replaced by a rename, so a file is never half written."
-  - "A run that was killed mid-transaction (SIGKILL, out of memory, power cut) leaves its journal. The next run of this
-    module or of M(ocsp.stapling.apache_stapling) finds it, under the host lock and before planning, and rolls the
-    interrupted transaction back - every path it recorded to its state before that transaction, what it created
-    removed - then plans from that state, so that the run converges. The result reports it (RV(recovered)) with a
-    warning. The interrupted change is rolled back even when its server test had passed: it was never reloaded."
-  - "In check mode the rollback is only reported (RV(recovered)), and the changes shown are against the files as the
-    interrupted run left them. A journal that cannot be read fails the task, naming the journal and what to do."
 author:
   - ocsp.stapling maintainers (@ocsp-stapling)
 extends_documentation_fragment:
@@ -72,23 +62,6 @@ options:
     description: Also turn stapling on in the default server of every listen socket a chosen site uses.
     type: bool
     default: true
-  chain_files:
-    description:
-      - Maps chain file paths (the values of O(chains)) to their content, the full chain as PEM (intermediates then
-        root, the RV(ocsp.stapling.preflight#filter:_value.chain_pem) of the preflight).
-      - "With O(state=present) each file whose content or mode differs is written in the same transaction as the
-        configuration edits: atomically, mode C(0644), its folder created (mode C(0755)) when missing. If the server
-        test fails, the chain files are put back byte for byte (or removed, with the folders created) like every
-        other file. Content that is not only certificates (a private key above all) is refused."
-      - With O(state=absent) every listed file that exists is removed, in the same transaction; the contents are
-        not used.
-    type: dict
-    default: {}
-  state:
-    description: V(present) turns stapling on; V(absent) removes what this module added and restores what it changed.
-    type: str
-    choices: [present, absent]
-    default: present
   test_command:
     description:
       - The command that validates the whole configuration after the edit and before anything is
