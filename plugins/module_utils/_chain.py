@@ -26,7 +26,7 @@ else:
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
-from ._pem import ChainError, pem_blocks
+from ._pem import ChainError, pem_blocks, unparsable_block
 from ._ocsp import (
     UTC,
     find_issuer,
@@ -70,8 +70,7 @@ def read_pem_certificates(content, source: str) -> list:
             # cryptography parses extensions on first use: parse them now, while the block number is known.
             len(certificate.extensions)
         except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
-            raise ChainError("%s: PEM block %d does not parse as a certificate (damaged base64 or DER, or a malformed "
-                             "extension): replace it with the certificate as the CA delivered it" % (source, number)) from None
+            raise ChainError(unparsable_block(source, number)) from None
         certificates.append(certificate)
     return certificates
 

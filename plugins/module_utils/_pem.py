@@ -4,23 +4,46 @@
 """PEM blocks and certificate names with Python's standard library only.
 
 This runs on managed hosts, which have no ``cryptography``: ``server_info`` uses it to send the
-controller only the certificate blocks of a site file (never a key) and only the CA bundle
-certificates that can be in a site's chain, instead of the whole bundle on every run. The
+controller only the certificates of a site file (never a key) and only the CA bundle certificates
+that can be in a site's chain, instead of the whole bundle on every run. A block is sent only when
+its DER has the structure of a certificate, and then re-encoded from that DER, so that no other
+byte of a file (headers, stray text, whatever hides between the markers) leaves the host. The
 controller parses and judges what it receives with ``cryptography`` (``_chain``).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 
 # One BEGIN or END line of a PEM text. Only the markers matter: bundles carry comments between blocks.
 _PEM_MARKER = re.compile(r"-----(BEGIN|END) ([^-\r\n]*)-----")
+# A label as RFC 7468 and OpenSSL write them. Messages show only such a label: any other text of a
+# marker line is content of the file, which must not leave the host.
+_PLAIN_LABEL = re.compile(r"[A-Z0-9][A-Z0-9 ]{0,63}")
+
+# The most server_info reads of one certificate file or CA bundle. The largest real ones are system
+# bundles (Debian's ca-certificates.crt: about 220 KB for some 150 roots); a file of 2 GiB once took
+# the module to 4.2 GB of memory. Larger files are refused unread.
+MAX_PEM_BYTES = 16 * 1024 * 1024
+
+# Base64 characters per line of a PEM block, as RFC 7468 and OpenSSL write them.
+_PEM_COLUMNS = 64
 
 
 class ChainError(Exception):
     """A certificate file or bundle that cannot be used; the message names it and says what to do."""
+
+
+def _shown(label: str) -> str:
+    """``label`` for a message, when it is a plain label; another marker text is not repeated."""
+    return label if _PLAIN_LABEL.fullmatch(label) else "block with an unusual label"
+
+
+def unparsable_block(source: str, number: int) -> str:
+    """The message for a CERTIFICATE block that holds no certificate; the same on the host and the controller."""
+    return ("%s: PEM block %d does not parse as a certificate (damaged base64 or DER, or a malformed extension): replace it "
+            "with the certificate as the CA delivered it" % (source, number))
 
 
 def pem_blocks(text: str, source: str) -> list:
@@ -38,7 +61,7 @@ def pem_blocks(text: str, source: str) -> list:
             raise ChainError(
                 "%s: PEM block %d is a private key (%s): a private key must never go into a chain file or a CA bundle, so "
                 "nothing of this file is used. Keep the key in a file of its own (ssl_certificate_key / SSLCertificateKeyFile) "
-                "and give only certificates here" % (source, number, label))
+                "and give only certificates here" % (source, number, _shown(label)))
 
     blocks = []
     number = 0
@@ -48,31 +71,49 @@ def pem_blocks(text: str, source: str) -> list:
         if kind == "BEGIN":
             if begin is not None:
                 raise ChainError("%s: PEM block %d (%s) has no END line before the next BEGIN line: the file is cut or two blocks "
-                                 "are merged; replace it with an intact copy" % (source, number, begin.group(2)))
+                                 "are merged; replace it with an intact copy" % (source, number, _shown(begin.group(2))))
             number += 1
             if label != "CERTIFICATE":
                 raise ChainError("%s: PEM block %d is a %s, not a CERTIFICATE: remove it, only certificates belong in a chain "
-                                 "file or a CA bundle" % (source, number, label))
+                                 "file or a CA bundle" % (source, number, _shown(label)))
             begin = marker
             continue
         if begin is None or label != begin.group(2):
             raise ChainError("%s: an END %s line after PEM block %d has no matching BEGIN line: the file is damaged; replace it "
-                             "with an intact copy" % (source, label, number))
+                             "with an intact copy" % (source, _shown(label), number))
         blocks.append((number, text[begin.start():marker.end()]))
         begin = None
     if begin is not None:
         raise ChainError("%s: PEM block %d (%s) has no END line: the file is cut; replace it with an intact copy" % (
-            source, number, begin.group(2)))
+            source, number, _shown(begin.group(2))))
     return blocks
 
 
 def block_der(block: str) -> bytes:
-    """The DER bytes of one PEM block; ValueError when its base64 is damaged."""
+    """The DER bytes of one PEM block; ValueError when its base64 is damaged.
+
+    RFC 1421 headers (``Name: value`` lines up to a blank line, right after the BEGIN line) are
+    skipped, as ``cryptography`` skips them on the controller; they are never sent.
+    """
     body = block.split("-----", 2)[2].split("-----END", 1)[0]
+    lines = body.splitlines()[1:]  # after the end of the BEGIN line
+    if lines and ":" in lines[0]:
+        blank = next((index for index, line in enumerate(lines) if not line.strip()), None)
+        if blank is None:
+            raise ValueError("headers without the blank line that ends them")
+        body = "\n".join(lines[blank + 1:])
     try:
+        # validate: a character outside base64 (a header line, stray text) is damage, not something to skip.
         return base64.b64decode("".join(body.split()), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character that is not ASCII
         raise ValueError("damaged base64") from None
+
+
+def canonical_pem(der: bytes) -> str:
+    """The PEM block of DER bytes as OpenSSL writes it: 64 base64 characters a line, no newline after the END line."""
+    encoded = base64.b64encode(der).decode("ascii")
+    lines = [encoded[start:start + _PEM_COLUMNS] for start in range(0, len(encoded), _PEM_COLUMNS)]
+    return "\n".join(["-----BEGIN CERTIFICATE-----"] + lines + ["-----END CERTIFICATE-----"])
 
 
 def _element(data: bytes, offset: int, end: int) -> tuple:
@@ -105,7 +146,7 @@ def _children(data: bytes, start: int, end: int):
         offset = stop
 
 
-_SEQUENCE, _SET, _OID = 0x30, 0x31, 0x06
+_INTEGER, _BIT_STRING, _OID, _SEQUENCE, _SET = 0x02, 0x03, 0x06, 0x30, 0x31
 # How each ASN.1 string type of a name attribute decodes, as cryptography decodes it.
 _STRING_CODECS = {
     0x0C: "utf-8",       # UTF8String
@@ -120,18 +161,24 @@ _STRING_CODECS = {
 
 
 def certificate_names(der: bytes) -> tuple:
-    """(issuer, subject) of a DER certificate, each as the DER bytes of its Name."""
+    """(issuer, subject) of a DER certificate, each as the DER bytes of its Name; ValueError when ``der`` is no certificate.
+
+    The structure is checked as far as a certificate always has it: one SEQUENCE and nothing after
+    it, holding exactly tbsCertificate (SEQUENCE), signatureAlgorithm (SEQUENCE) and signature (BIT
+    STRING); tbsCertificate starting with serialNumber, signature, issuer, validity, subject and
+    subjectPublicKeyInfo. The controller still parses every certificate in full.
+    """
     tag, start, end = _element(der, 0, len(der))
-    if tag != _SEQUENCE:
+    if tag != _SEQUENCE or end != len(der):
+        raise ValueError("not a certificate")
+    if [part[0] for part in _children(der, start, end)] != [_SEQUENCE, _SEQUENCE, _BIT_STRING]:
         raise ValueError("not a certificate")
     tag, start, end = _element(der, start, end)  # tbsCertificate
-    if tag != _SEQUENCE:
-        raise ValueError("not a certificate")
     fields = list(_children(der, start, end))
     if fields and fields[0][0] == 0xA0:  # the explicit [0] version is absent in v1 certificates
         fields = fields[1:]
-    # serialNumber, signature, issuer, validity, subject
-    if len(fields) < 5 or [field[0] for field in fields[:5]] != [0x02, _SEQUENCE, _SEQUENCE, _SEQUENCE, _SEQUENCE]:
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+    if [field[0] for field in fields[:6]] != [_INTEGER, _SEQUENCE, _SEQUENCE, _SEQUENCE, _SEQUENCE, _SEQUENCE]:
         raise ValueError("not a certificate")
     issuer, subject = fields[2], fields[4]
     return der[issuer[1]:issuer[2]], der[subject[1]:subject[2]]
@@ -169,86 +216,82 @@ def name_key(name: bytes) -> tuple:
     return tuple(rdns)
 
 
+def read_certificate(block: str) -> tuple:
+    """(canonical PEM, issuer key, subject key) of one CERTIFICATE block; ValueError when it holds no certificate."""
+    der = block_der(block)
+    issuer, subject = certificate_names(der)
+    return canonical_pem(der), name_key(issuer), name_key(subject)
+
+
 def block_name_keys(block: str) -> tuple:
-    """(issuer key, subject key) of one certificate block; ValueError when it cannot be read here."""
-    issuer, subject = certificate_names(block_der(block))
-    return name_key(issuer), name_key(subject)
+    """(issuer key, subject key) of one certificate block; ValueError when it holds no certificate."""
+    return read_certificate(block)[1:]
+
+
+def _certificates(text: str, source: str) -> list:
+    """(number, canonical PEM, issuer key, subject key) of every block of a PEM text; ChainError when one is no certificate."""
+    found = []
+    for number, block in pem_blocks(text, source):
+        try:
+            found.append((number,) + read_certificate(block))
+        except ValueError:
+            raise ChainError(unparsable_block(source, number)) from None
+    return found
 
 
 def site_certificates(text: str, source: str) -> dict:
-    """What the controller needs of a site certificate file: its certificate blocks only.
+    """What the controller needs of a site certificate file: its certificates only.
 
-    ``{"source": ..., "blocks": [[number, pem], ...]}``, or ``{"source": ..., "error": message}``
-    when the file cannot be used (a private key in it, another kind of block, a cut block). A key
-    never leaves the host: neither its bytes nor any text of the file outside certificate blocks.
+    ``{"source": ..., "blocks": [[number, pem], ...]}``, each block re-encoded from its DER, or
+    ``{"source": ..., "error": message}`` when the file cannot be used (a private key in it, another
+    kind of block, a cut block, a CERTIFICATE block that holds no certificate). A key never leaves
+    the host, nor any other byte of the file than the DER of its certificates.
     """
     try:
-        return {"source": source, "blocks": [[number, block] for number, block in pem_blocks(text, source)]}
+        return {"source": source, "blocks": [[number, block] for number, block, _issuer, _subject in _certificates(text, source)]}
     except ChainError as exc:
         return {"source": source, "error": str(exc)}
 
 
-def wanted_issuers(site_files: list) -> set | None:
-    """The issuer name keys of every certificate of the site files; None when one cannot be read here.
-
-    None tells the caller to send the whole bundles: the controller may still parse a certificate
-    this reader cannot, and must then find its issuers as before.
-    """
-    wanted = set()
-    for entry in site_files:
-        for _number, block in entry.get("blocks", []):
-            try:
-                issuer, _subject = block_name_keys(block)
-            except ValueError:
-                return None
-            wanted.add(issuer)
-    return wanted
+def wanted_issuers(site_files: list) -> set:
+    """The issuer name keys of every certificate of the site files (entries of :func:`site_certificates`)."""
+    return {block_name_keys(block)[0] for entry in site_files for _number, block in entry.get("blocks", [])}
 
 
-def bundle_certificates(bundles: list, wanted: set | None) -> list:
-    """Per bundle, the certificate blocks that can be in the chain of a certificate issued by a name in ``wanted``.
+def bundle_certificates(bundles: list, wanted: set) -> list:
+    """Per bundle, the certificates that can be in the chain of a certificate issued by a name in ``wanted``.
 
     ``bundles`` is a list of (PEM text, source); in place of the text, a ChainError says why the
-    bundle could not be read. A bundle certificate is kept when its subject is a
-    wanted name; its own issuer then becomes wanted too, up to the roots, across all bundles.
-    Blocks that cannot be read here are kept, so that the controller reports them as before; block
-    numbers stay those of the original file. A bundle that cannot be used at all gives its error.
-    With ``wanted`` None every certificate is kept.
+    bundle could not be read. A bundle certificate is kept when its subject is a wanted name; its
+    own issuer then becomes wanted too, up to the roots, across all bundles. Block numbers stay
+    those of the original file; the blocks are re-encoded from their DER. A bundle that cannot be
+    used at all gives its error, the verdict the controller gives on the whole file: a private key,
+    a cut block, or a CERTIFICATE block that holds no certificate.
     """
     entries = []
-    candidates = []  # (entry index, number, block, issuer key or None, subject key or None)
+    candidates = []  # (entry index, number, block, issuer key, subject key)
     for index, (text, source) in enumerate(bundles):
         try:
             if isinstance(text, ChainError):
                 raise text
-            blocks = pem_blocks(text, source)
+            found = _certificates(text, source)
         except ChainError as exc:
             entries.append({"source": source, "error": str(exc)})
             continue
         entries.append({"source": source, "blocks": []})
-        for number, block in blocks:
-            try:
-                issuer, subject = block_name_keys(block)
-            except ValueError:
-                issuer = subject = None
-            candidates.append((index, number, block, issuer, subject))
+        candidates.extend((index,) + certificate for certificate in found)
 
+    wanted = set(wanted)
     keep = set()
-    if wanted is None:
-        keep = set(range(len(candidates)))
-    else:
-        wanted = set(wanted)
-        grew = True
-        while grew:
-            grew = False
-            for position, (_index, _number, _block, issuer, subject) in enumerate(candidates):
-                if position in keep:
-                    continue
-                if subject is None or subject in wanted:
-                    keep.add(position)
-                    if issuer is not None and issuer not in wanted:
-                        wanted.add(issuer)
-                        grew = True
+    grew = True
+    while grew:
+        grew = False
+        for position, (_index, _number, _block, issuer, subject) in enumerate(candidates):
+            if position not in keep and subject in wanted:
+                keep.add(position)
+                if issuer not in wanted:
+                    wanted.add(issuer)
+                    grew = True
     for position in sorted(keep):
         index, number, block = candidates[position][:3]
         entries[index]["blocks"].append([number, block])

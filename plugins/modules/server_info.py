@@ -74,8 +74,10 @@ options:
   read_certificates:
     description:
       - Also read the certificate file of every listed site (RV(certificates)) and the O(ca_bundles) (RV(bundles)),
-        for the controller-side P(ocsp.stapling.preflight#filter) filter. Only certificate blocks are returned,
+        for the controller-side P(ocsp.stapling.preflight#filter) filter. Only certificates are returned,
         never a private key.
+      - Only regular files of at most 16 MiB are read; a FIFO, socket or device, or a larger file, is refused
+        unread (it gives an C(error) entry), so that the run neither waits on a file nor fills the host's memory.
     type: bool
     default: false
   ca_bundles:
@@ -255,8 +257,13 @@ certificates:
   description:
     - With O(read_certificates), every certificate file of the listed sites (but those whose path holds variables),
       keyed by its path. Each holds its certificate blocks, or why the file cannot be used.
-    - Only the certificate blocks of a file are returned. A file that holds a private key (or any other kind of PEM
-      block) gives an C(error) naming the block, and none of its content.
+    - Only a regular file of at most 16 MiB is read. A FIFO, a socket, a device or a larger file gives an C(error)
+      that names the file (and its size and the cap) and says what to do; it is not read.
+    - Only the certificates of a file are returned. A file that holds a private key (or any other kind of PEM
+      block) gives an C(error) naming the block, and none of its content. So does a C(CERTIFICATE) block whose base64
+      does not decode or whose DER is not an X.509 certificate.
+    - Each certificate is re-encoded from its DER (64 base64 characters a line between C(BEGIN CERTIFICATE) and
+      C(END CERTIFICATE) lines), so that no other text of the file (PEM headers, comments, stray text) leaves the host.
   returned: when O(read_certificates) is true
   type: dict
   sample:
@@ -268,6 +275,9 @@ bundles:
     - With O(read_certificates), the chain files the sites name, then every O(ca_bundles) file, those that exist, in order,
       with only the certificates that can be
       in the chain of a site certificate (block numbers are those of the file), or why the bundle cannot be used.
+    - The rules of RV(certificates) apply, and a bundle is refused as a whole (C(error)) for the same reasons, among them
+      a C(CERTIFICATE) block that holds no certificate; the preflight of every site then fails with that error, the verdict
+      the whole file gives on the controller.
   returned: when O(read_certificates) is true
   type: list
   elements: dict
@@ -296,8 +306,9 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
     parse_nginx_version,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text, safe_results
-from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError, bundle_certificates, site_certificates, wanted_issuers
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_bytes, read_text, safe_results
+from ansible_collections.ocsp.stapling.plugins.module_utils._pem import (MAX_PEM_BYTES, ChainError, bundle_certificates, site_certificates,
+                                                                         wanted_issuers)
 
 
 def find_binary(module: AnsibleModule, server: str) -> str | None:
@@ -392,10 +403,10 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
     }
 
 
-def _read_pem(path: str) -> str:
-    with open(path, "rb") as stream:
-        # PEM is ASCII; a stray byte elsewhere in the file must not stop the reading.
-        return stream.read().decode("utf-8", errors="replace")
+def _read_pem(path: str, kind: str) -> str:
+    # A regular file of at most MAX_PEM_BYTES only: a FIFO hung the run and a 2 GiB file filled the host's memory.
+    # PEM is ASCII; a stray byte elsewhere in the file must not stop the reading (it never leaves the host).
+    return read_bytes(path, MAX_PEM_BYTES, kind).decode("utf-8", errors="replace")
 
 
 def read_certificates(sites: list, ca_bundles: list) -> dict:
@@ -409,7 +420,7 @@ def read_certificates(sites: list, ca_bundles: list) -> dict:
     certificates = {}
     for path in paths:
         try:
-            certificates[path] = site_certificates(_read_pem(path), path)
+            certificates[path] = site_certificates(_read_pem(path, "certificate file"), path)
         except OSError as exc:
             message = "cannot read %s (%s): check the file that ssl_certificate / SSLCertificateFile names" % (path, exc.strerror or exc)
             certificates[path] = {"source": path, "error": message}
@@ -428,9 +439,10 @@ def read_certificates(sites: list, ca_bundles: list) -> dict:
         if not os.path.exists(path):
             continue
         try:
-            bundles.append((_read_pem(path), path))
+            bundles.append((_read_pem(path, "CA bundle"), path))
         except OSError as exc:
-            bundles.append((ChainError("cannot read the CA bundle %s (%s)" % (path, exc.strerror or exc)), path))
+            bundles.append((ChainError("cannot read the CA bundle %s (%s): check the chain file the sites name (SSLCertificateChainFile / "
+                                       "ssl_trusted_certificate) or the ca_bundles option" % (path, exc.strerror or exc)), path))
     entries = bundle_certificates(bundles, wanted_issuers(list(certificates.values())))
     return {"certificates": certificates, "bundles": entries}
 

@@ -3,8 +3,13 @@ and the CA bundle cut down to what a chain can use - with the same preflight ver
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import os
+import threading
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -102,6 +107,92 @@ def test_damaged_files_give_the_messages_of_the_controller(text, message):
     assert entry["error"] == preflight(text, "x.pem")["reason"]
 
 
+def der_block(der: bytes) -> str:
+    """A CERTIFICATE block around any bytes."""
+    return _pem.canonical_pem(der) + "\n"
+
+
+def not_certificates(pki) -> dict:
+    """CERTIFICATE blocks that hold no certificate, by what they hold instead."""
+    good = pki.root_cert.public_bytes(serialization.Encoding.DER)
+    assert good[:2] == b"\x30\x82"  # a two-byte length, which extra-field rewrites
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "csr.test")]))
+           .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()))
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(pki.root_cert.subject).last_update(NOW).next_update(NOW + dt.timedelta(days=1))
+           .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()))
+    spki = pki.root_cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {
+        "text": "-----BEGIN CERTIFICATE-----\nthe password is hunter2\n-----END CERTIFICATE-----\n",
+        "bad-base64": "-----BEGIN CERTIFICATE-----\nMIIB$$$$\n-----END CERTIFICATE-----\n",
+        "non-ascii": "-----BEGIN CERTIFICATE-----\nMIIB\u00e9AAA\n-----END CERTIFICATE-----\n",
+        "base64-of-text": der_block(b"secret: hunter2, not DER at all"),
+        "csr": der_block(csr.public_bytes(serialization.Encoding.DER)),
+        "crl": der_block(crl.public_bytes(serialization.Encoding.DER)),
+        "public-key": der_block(spki),
+        "trailing-bytes": der_block(good + b"\x00\x00smuggled"),
+        # The outer SEQUENCE with a fourth element (an OCTET STRING of 4 bytes) after the signature.
+        "extra-field": der_block(b"\x30\x82" + (int.from_bytes(good[2:4], "big") + 4).to_bytes(2, "big") + good[4:] + b"\x04\x02hi"),
+        "cut-der": der_block(good[:-10]),
+        "headers-without-blank-line": "-----BEGIN CERTIFICATE-----\nComment: x\n%s\n-----END CERTIFICATE-----\n" % (
+            base64.b64encode(good).decode("ascii")),
+    }
+
+
+@pytest.mark.parametrize("kind", ["text", "bad-base64", "non-ascii", "base64-of-text", "csr", "crl", "public-key", "trailing-bytes",
+                                  "extra-field", "cut-der", "headers-without-blank-line"])
+def test_a_certificate_block_that_holds_no_certificate_makes_the_site_file_an_error(pki, kind):
+    block = not_certificates(pki)[kind]
+    text = pem(pki.leaf("good.test").cert) + block
+
+    entry = _pem.site_certificates(text, "/etc/ssl/site.pem")
+
+    # The file, the block number and what to do; nothing of the block.
+    assert entry == {"source": "/etc/ssl/site.pem", "error": _pem.unparsable_block("/etc/ssl/site.pem", 2)}
+    assert "replace it with the certificate as the CA delivered it" in entry["error"]
+    assert not any(line in json.dumps(entry) for line in key_body_lines(block))
+    assert "hunter2" not in json.dumps(entry)
+    # The controller refuses the whole file the same way.
+    assert preflight(text, "/etc/ssl/site.pem")["reason"] == entry["error"]
+
+
+def test_a_certificate_is_sent_re_encoded_without_the_text_around_or_in_it(pki):
+    leaf = pki.leaf("good.test")
+    body = base64.b64encode(leaf.cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+    wrapped_76 = "\n".join(body[start:start + 76] for start in range(0, len(body), 76))
+    text = ("Bag Attributes\n    localKeyID: 01 02 03\n    friendlyName: secret-alias\nsubject=/CN=good.test\n"
+            "-----BEGIN CERTIFICATE-----\r\nProc-Type: 4,NOTREALLY\nComment: \"internal note: db password hunter2\"\n\n"
+            + wrapped_76.replace("\n", "\r\n") + "\r\n-----END CERTIFICATE-----\r\ntrailing note hunter2\n"
+            + "-----BEGIN CERTIFICATE-----\n" + "\n ".join(pem(pki.intermediate_cert).splitlines()[1:-1]) + "\n-----END CERTIFICATE-----\n")
+
+    entry = _pem.site_certificates(text, "fullchain.pem")
+
+    assert entry == {"source": "fullchain.pem", "blocks": [[1, pem(leaf.cert).strip()], [2, pem(pki.intermediate_cert).strip()]]}
+    sent = json.dumps(entry)
+    assert "hunter2" not in sent and "secret-alias" not in sent and "Proc-Type" not in sent and "\\r" not in sent
+    assert all(len(line) <= 64 for _number, block in entry["blocks"] for line in block.splitlines())
+    # The controller reads the same certificates from what was sent as from the file.
+    assert judged_on_the_host(text, "fullchain.pem", [])["chain"] == preflight(text, "fullchain.pem")["chain"]
+
+
+def test_bundle_certificates_are_sent_re_encoded(pki):
+    leaf = pki.leaf("good.test")
+    sites = [_pem.site_certificates(pem(leaf.cert, pki.intermediate_cert), "fullchain.pem")]
+    text = "# root\n" + pem(pki.root_cert).replace("-----\n", "-----\nNote: x\n\n", 1) + "stray text\n"
+
+    (entry,) = _pem.bundle_certificates([(text, "bundle.pem")], _pem.wanted_issuers(sites))
+
+    assert entry == {"source": "bundle.pem", "blocks": [[1, pem(pki.root_cert).strip()]]}
+
+
+def test_a_label_that_is_no_plain_label_is_not_repeated():
+    text = "-----BEGIN password is hunter2-----\nAAAA\n-----END password is hunter2-----\n"
+    entry = _pem.site_certificates(text, "x.pem")
+    assert entry["error"].startswith("x.pem: PEM block 1 is a block with an unusual label, not a CERTIFICATE")
+    assert "hunter2" not in entry["error"]
+    text = "-----BEGIN hunter2 PRIVATE KEY-----\nAAAA\n-----END hunter2 PRIVATE KEY-----\n"
+    assert "hunter2" not in _pem.site_certificates(text, "x.pem")["error"]
+
+
 # --- names -------------------------------------------------------------------------------------
 
 
@@ -181,19 +272,27 @@ def test_the_chain_is_followed_across_bundles_up_to_the_root(pki):
     assert [number for number, _block in second["blocks"]] == [2]
 
 
-def test_blocks_unreadable_here_are_kept_for_the_controller_to_judge(pki):
+def test_a_bundle_block_that_is_no_certificate_refuses_the_bundle_as_the_controller_would(pki):
     damaged = "-----BEGIN CERTIFICATE-----\nMIIBnotDER=\n-----END CERTIFICATE-----\n"
-    (entry,) = _pem.bundle_certificates([(pem(pki.responder_cert) + damaged, "bundle.pem")], set())
-    assert [number for number, _block in entry["blocks"]] == [2]
-    result = preflight(pem(pki.leaf("good.test").cert), "cert.pem", [(entry["blocks"], "bundle.pem")])
-    assert result["status"] == "error" and result["reason"].startswith("bundle.pem: PEM block 2 does not parse")
+    text = pem(pki.responder_cert) + damaged + pem(pki.root_cert)
+
+    (entry,) = _pem.bundle_certificates([(text, "bundle.pem")], _pem.wanted_issuers([_pem.site_certificates(pem(pki.root_cert), "r.pem")]))
+
+    assert entry == {"source": "bundle.pem", "error": _pem.unparsable_block("bundle.pem", 2)}
+    assert "MIIBnotDER" not in json.dumps(entry)
+    # The verdict on every site is the one the whole bundle gives on the controller.
+    site = pem(pki.leaf("good.test").cert)
+    expected = preflight(site, "cert.pem", [(text, "bundle.pem")])
+    assert expected["status"] == "error" and expected["reason"].startswith("bundle.pem: PEM block 2 does not parse")
+    assert preflight(site, "cert.pem", [(_pem.ChainError(entry["error"]), "bundle.pem")])["reason"] == expected["reason"]
 
 
-def test_an_unreadable_site_certificate_sends_the_whole_bundles(pki):
-    sites = [{"source": "odd.pem", "blocks": [[1, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"]]}]
-    assert _pem.wanted_issuers(sites) is None
-    (entry,) = _pem.bundle_certificates([(bundle_text(pki), "bundle.pem")], None)
-    assert len(entry["blocks"]) == 31
+def test_wanted_issuers_are_those_of_the_certificates_sent(pki):
+    leaf = pki.leaf("good.test")
+    sites = [_pem.site_certificates(pem(leaf.cert, pki.intermediate_cert), "fullchain.pem"),
+             _pem.site_certificates("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "odd.pem")]
+    assert "error" in sites[1]
+    assert _pem.wanted_issuers(sites) == {_pem.block_name_keys(pem(leaf.cert))[0], _pem.block_name_keys(pem(pki.intermediate_cert))[0]}
 
 
 def judged_on_the_host(site_text: str, site_source: str, bundles: list) -> dict:
@@ -243,3 +342,48 @@ def test_server_info_reads_each_certificate_once_and_skips_missing_bundles(pki, 
     assert found["certificates"][str(tmp_path / "gone.pem")]["error"].startswith("cannot read %s (No such file" % (tmp_path / "gone.pem"))
     assert found["bundles"] == [{"source": str(pki.root_cert_path), "blocks": [[1, pem(pki.root_cert).strip()]]}]
     assert not any(line in json.dumps(found) for line in key_body_lines(key))
+
+
+def test_server_info_refuses_what_is_no_certificate_file_promptly_and_reads_the_rest(pki, tmp_path):
+    leaf = pki.leaf("good.test")
+    fifo, huge, garbage = tmp_path / "fifo.pem", tmp_path / "huge.pem", tmp_path / "garbage.pem"
+    os.mkfifo(fifo)
+    with open(huge, "wb") as stream:
+        stream.truncate(2 * 1024 ** 3)  # sparse: no disk used
+    garbage.write_text(pem(leaf.cert) + "-----BEGIN CERTIFICATE-----\nc2VjcmV0IGh1bnRlcjI=\n-----END CERTIFICATE-----\n")
+    bundle_fifo = tmp_path / "bundle-fifo.pem"
+    os.mkfifo(bundle_fifo)
+    sites = [{"ssl_certificate": [str(path)]} for path in (fifo, huge, Path("/dev/zero"), garbage, leaf.fullchain_path)]
+    found = {}
+
+    def read():
+        found.update(read_certificates(sites, [str(bundle_fifo), str(pki.root_cert_path)]))
+
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(10)
+        seconds = time.monotonic() - started
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    if reader.is_alive():
+        for path in (fifo, bundle_fifo):  # set the reader free
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("server_info waited on a file")
+
+    certificates = found["certificates"]
+    assert certificates[str(fifo)]["error"].startswith("cannot read %s (not a regular file but a FIFO" % fifo)
+    too_large = "cannot read %s (the file holds 2147483648 bytes (2048 MiB), more than the 16 MiB cap for a certificate file" % huge
+    assert certificates[str(huge)]["error"].startswith(too_large)
+    assert certificates["/dev/zero"]["error"].startswith("cannot read /dev/zero (not a regular file but a device")
+    assert certificates[str(garbage)] == {"source": str(garbage), "error": _pem.unparsable_block(str(garbage), 2)}
+    assert [number for number, _block in certificates[str(leaf.fullchain_path)]["blocks"]] == [1, 2]
+    assert all(set(entry) == {"source", "error"} for path, entry in certificates.items() if path != str(leaf.fullchain_path))
+    assert found["bundles"][0]["error"].startswith("cannot read the CA bundle %s (not a regular file but a FIFO" % bundle_fifo)
+    assert found["bundles"][1] == {"source": str(pki.root_cert_path), "blocks": [[1, pem(pki.root_cert).strip()]]}
+    assert "hunter2" not in json.dumps(found)
+    print("\nserver_info on a FIFO, a 2 GiB file, /dev/zero and a FIFO bundle: %.3f s, %d KiB allocated at most" % (seconds, peak // 1024))
+    assert seconds < 2 and peak < 4 * 1024 * 1024
