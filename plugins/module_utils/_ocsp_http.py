@@ -127,7 +127,10 @@ def connect(host: str, port: int, deadline: float, factory=socket.socket) -> soc
 
 
 class _Limits:
-    """What a deadline socket may still spend: time until ``deadline`` and ``allowance`` bytes received."""
+    """What a deadline socket may still spend: time until ``deadline`` and ``allowance`` bytes received.
+
+    Mixed in before the socket class, so that every send and receive of either socket goes through it.
+    """
 
     deadline = 0.0
     allowance = MAX_HEAD + MAX_BODY + _READ_AHEAD
@@ -145,28 +148,29 @@ class _Limits:
         self.allowance -= count
         return count
 
-
-class DeadlineSocket(_Limits, socket.socket):
-    """A plain socket whose every send and receive ends by the deadline and which receives a bounded number of bytes."""
-
-    def recv(self, bufsize, flags=0):
+    # http.client reads through makefile(), that is recv_into; recv for completeness. Both bound and count.
+    def recv(self, bufsize=1024, flags=0):
         self._arm()
-        data = super().recv(self._room(bufsize), flags)
+        data = super().recv(self._room(bufsize), flags)  # pylint: disable=no-member
         self._spent(len(data))
         return data
 
     def recv_into(self, buffer, nbytes=0, flags=0):
         self._arm()
-        return self._spent(super().recv_into(buffer, self._room(nbytes or len(buffer)), flags))
+        return self._spent(super().recv_into(buffer, self._room(nbytes or memoryview(buffer).nbytes), flags))  # pylint: disable=no-member
 
     def send(self, data, flags=0):
         self._arm()
-        return super().send(data, flags)
+        return super().send(data, flags)  # pylint: disable=no-member
 
     def sendall(self, data, flags=0):
         # The timeout of sendall is the total for all of the data (Python 3.5+).
         self._arm()
-        return super().sendall(data, flags)
+        return super().sendall(data, flags)  # pylint: disable=no-member
+
+
+class DeadlineSocket(_Limits, socket.socket):
+    """A plain socket whose every send and receive ends by the deadline and which receives a bounded number of bytes."""
 
 
 class DeadlineSSLSocket(_Limits, ssl.SSLSocket):
@@ -177,28 +181,9 @@ class DeadlineSSLSocket(_Limits, ssl.SSLSocket):
         self._arm()
         return super().do_handshake(block)
 
-    # http.client reads through makefile(), that is recv_into; recv for completeness. Both bound and count.
-    def recv(self, buflen=1024, flags=0):
-        self._arm()
-        data = super().recv(self._room(buflen), flags)
-        self._spent(len(data))
-        return data
-
-    def recv_into(self, buffer, nbytes=None, flags=0):
-        self._arm()
-        return self._spent(super().recv_into(buffer, self._room(nbytes or memoryview(buffer).nbytes), flags))
-
     def write(self, data):
         self._arm()
         return super().write(data)
-
-    def send(self, data, flags=0):
-        self._arm()
-        return super().send(data, flags)
-
-    def sendall(self, data, flags=0):
-        self._arm()
-        return super().sendall(data, flags)
 
 
 class _Connection(http.client.HTTPConnection):
