@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import _chain
+from ansible_collections.ocsp.stapling.plugins.module_utils import _chain, _crypto
 
 
 def _pem_text(item, default_source: str) -> tuple:
@@ -44,9 +44,9 @@ def _pem_text(item, default_source: str) -> tuple:
 
 
 def preflight(data, source=None, candidates=None, min_days=0):
-    if not _chain.HAS_CRYPTOGRAPHY:
+    if not _crypto.HAS_CRYPTOGRAPHY:
         raise AnsibleFilterError("ocsp.stapling.preflight needs the Python library cryptography on the controller:\n%s" % (
-            _chain.CRYPTOGRAPHY_IMPORT_ERROR,))
+            _crypto.CRYPTOGRAPHY_IMPORT_ERROR,))
     try:
         min_days = int(min_days)
     except (TypeError, ValueError):

@@ -14,18 +14,8 @@ import datetime
 import hashlib
 import posixpath
 import re
-import traceback
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-
+from ._crypto import serialization, x509
 from ._pem import ChainError, pem_blocks, unparsable_block
 from ._ocsp import (
     UTC,

@@ -10,22 +10,22 @@ rules can be unit tested on responses the tests build themselves.
 from __future__ import annotations
 
 import datetime
-import traceback
 from dataclasses import dataclass
 
-try:
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-    from cryptography.x509 import ocsp
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
+from ._crypto import (
+    ExtendedKeyUsageOID,
+    InvalidSignature,
+    dsa,
+    ec,
+    ed448,
+    ed25519,
+    hashes,
+    ocsp,
+    padding,
+    rsa,
+    serialization,
+    x509,
+)
 
 UTC = datetime.timezone.utc
 

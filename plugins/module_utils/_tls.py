@@ -20,19 +20,10 @@ import ipaddress
 import select
 import socket
 import time
-import traceback
 from dataclasses import dataclass, field
 
+from ._crypto import SSL
 from ._ocsp_http import connect
-
-try:
-    from OpenSSL import SSL
-except ImportError:
-    HAS_PYOPENSSL = False
-    PYOPENSSL_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_PYOPENSSL = True
-    PYOPENSSL_IMPORT_ERROR = None
 
 
 @dataclass

@@ -301,7 +301,7 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import _ocsp, _tls
+from ansible_collections.ocsp.stapling.plugins.module_utils import _crypto
 from ansible_collections.ocsp.stapling.plugins.module_utils._ocsp_http import fetch_ocsp
 from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
     Policy,
@@ -334,10 +334,10 @@ def main() -> None:
         required_one_of=[("targets", "host")],
         supports_check_mode=True,
     )
-    if not _ocsp.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=_ocsp.CRYPTOGRAPHY_IMPORT_ERROR)
-    if not _tls.HAS_PYOPENSSL:
-        module.fail_json(msg=missing_required_lib("pyOpenSSL"), exception=_tls.PYOPENSSL_IMPORT_ERROR)
+    if not _crypto.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=_crypto.CRYPTOGRAPHY_IMPORT_ERROR)
+    if not _crypto.HAS_PYOPENSSL:
+        module.fail_json(msg=missing_required_lib("pyOpenSSL"), exception=_crypto.PYOPENSSL_IMPORT_ERROR)
 
     params = module.params
     try:
