@@ -63,6 +63,13 @@ def chain_file_name(path):
         raise AnsibleFilterError("ocsp.stapling.chain_file_name: %s" % exc) from None
 
 
+def chain_file_path(path, chain_dir):
+    try:
+        return _chain.chain_file_path(path, chain_dir)
+    except _chain.ChainError as exc:
+        raise AnsibleFilterError("ocsp.stapling.chain_file_path: %s" % exc) from None
+
+
 class FilterModule:
     def filters(self):
-        return {"preflight": preflight, "chain_file_name": chain_file_name}
+        return {"preflight": preflight, "chain_file_name": chain_file_name, "chain_file_path": chain_file_path}

@@ -252,3 +252,16 @@ def chain_file_name(cert_path: str) -> str:
         raise ChainError("certificate path %r names no file: give the path of the certificate file itself" % (cert_path,))
     digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:_HASH_CHARS]
     return "%s.%s.chain.pem" % (readable, digest)
+
+
+def chain_file_path(cert_path: str, chain_dir: str) -> str:
+    """The full path of the chain file of ``cert_path`` in the folder ``chain_dir``.
+
+    The one place where folder and name are joined, so that the run that installs a chain file and
+    the one that removes it name the same file. A relative folder would land wherever the module
+    happens to run, so it is refused.
+    """
+    if not isinstance(chain_dir, str) or not posixpath.isabs(chain_dir):
+        raise ChainError("chain folder %r is not absolute: give the full path of the folder for the chain files "
+                         "(nginx_stapling_chain_dir, apache_stapling_chain_dir or preflight_chain_dir)" % (chain_dir,))
+    return posixpath.join(chain_dir, chain_file_name(cert_path))

@@ -1,4 +1,4 @@
-"""Unit tests of the preflight and chain_file_name filters: what they accept and how they fail."""
+"""Unit tests of the preflight, chain_file_name and chain_file_path filters: what they accept and how they fail."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from bench.pki import Pki
 
-from ansible_collections.ocsp.stapling.plugins.filter.preflight import FilterModule, chain_file_name, preflight
+from ansible_collections.ocsp.stapling.plugins.filter.preflight import FilterModule, chain_file_name, chain_file_path, preflight
 from ansible_collections.ocsp.stapling.plugins.modules.server_info import read_certificates
 
 
@@ -25,7 +25,7 @@ def slurped(path) -> dict:
 
 
 def test_filters_are_registered():
-    assert set(FilterModule().filters()) == {"preflight", "chain_file_name"}
+    assert set(FilterModule().filters()) == {"preflight", "chain_file_name", "chain_file_path"}
 
 
 def test_slurp_results_are_taken_as_they_are(pki):
@@ -107,3 +107,12 @@ def test_chain_file_name_filter():
     assert chain_file_name("/etc/ssl/example.com/fullchain.pem").startswith("etc_ssl_example.com_fullchain.pem.")
     with pytest.raises(AnsibleFilterError, match=r"^ocsp\.stapling\.chain_file_name: certificate path 'cert\.pem' is not absolute"):
         chain_file_name("cert.pem")
+
+
+def test_chain_file_path_filter():
+    name = chain_file_name("/etc/ssl/example.com/fullchain.pem")
+    assert chain_file_path("/etc/ssl/example.com/fullchain.pem", "/etc/ssl/ocsp-stapling") == "/etc/ssl/ocsp-stapling/" + name
+    with pytest.raises(AnsibleFilterError, match=r"^ocsp\.stapling\.chain_file_path: chain folder 'ocsp' is not absolute"):
+        chain_file_path("/etc/ssl/example.com/fullchain.pem", "ocsp")
+    with pytest.raises(AnsibleFilterError, match=r"^ocsp\.stapling\.chain_file_path: certificate path 'cert\.pem' is not absolute"):
+        chain_file_path("cert.pem", "/etc/ssl/ocsp-stapling")

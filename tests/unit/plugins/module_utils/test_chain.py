@@ -18,6 +18,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._chain import (
     ChainError,
     build_chain,
     chain_file_name,
+    chain_file_path,
     preflight,
     read_pem_certificates,
 )
@@ -372,3 +373,21 @@ def test_chain_file_name_of_a_long_path_is_bounded():
 def test_chain_file_name_refuses_paths_without_a_file(path):
     with pytest.raises(ChainError, match="certificate path"):
         chain_file_name(path)
+
+
+@pytest.mark.parametrize("chain_dir", ["/etc/ssl/ocsp-stapling", "/etc/ssl/ocsp-stapling/"])
+def test_chain_file_path_joins_the_folder_and_the_name_once(chain_dir):
+    cert = "/etc/ssl/example.com/fullchain.pem"
+
+    assert chain_file_path(cert, chain_dir) == "/etc/ssl/ocsp-stapling/" + chain_file_name(cert)
+
+
+@pytest.mark.parametrize("chain_dir", ["", "ocsp-stapling", "./ocsp-stapling", "etc/ssl/ocsp-stapling", None, ["/etc/ssl"]])
+def test_chain_file_path_refuses_a_folder_that_is_not_absolute(chain_dir):
+    with pytest.raises(ChainError, match=r"^chain folder .* is not absolute: give the full path of the folder"):
+        chain_file_path("/etc/ssl/example.com/fullchain.pem", chain_dir)
+
+
+def test_chain_file_path_refuses_a_relative_certificate_path_as_the_name_does():
+    with pytest.raises(ChainError, match="certificate path 'cert.pem' is not absolute"):
+        chain_file_path("cert.pem", "/etc/ssl/ocsp-stapling")
