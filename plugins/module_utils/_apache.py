@@ -39,12 +39,11 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._configtext import (MARKER, MAX_INCLUDE_DEPTH, MAX_NESTING, ConfigError, EditPlan, LineIndex, check_bom, collector_paused, depth_of,
-                          include_depth_error, indent_at, nesting_error, newline_before, newline_of, read_text, sorted_glob, summarise_notes,
-                          unreadable_hint)
+from ._configtext import MARKER, MAX_NESTING, ConfigError, check_bom, collector_paused, indent_at, newline_before, nesting_error, read_text, sorted_glob, unreadable_hint
+from ._dialect import ConfigFile, Dialect, Loader, SplicePlan, by_name, chosen_sites, flag, include_paths, sites_at, walk
+from ._dialect import Directive as BaseDirective
 
 _WAS = MARKER + ": was "
-_GLOB_CHARS = "*?["
 _VAR = re.compile(r"\$\{([A-Za-z0-9_:.-]+)\}")
 _BLANKS = re.compile(r"[ \t\r\n\f\v]*")
 _BLANK = re.compile(r"[ \t\r\n\f\v]")
@@ -72,33 +71,19 @@ class ApacheConfigError(ConfigError):
 
 
 @dataclass(eq=False)
-class Directive:
-    """One directive or section, with the offsets needed to edit it in place.
+class Directive(BaseDirective):
+    """One httpd directive or section (see ``_dialect.Directive``); names compare in any case.
 
-    Offsets are ``str`` indices into the text of the file at ``path``. ``start`` is the first
-    character of the name (``<`` for a section); ``end`` is the end of the logical line,
-    continuation lines and the newline included (for a section: of its opening line).
+    ``start`` is the first character of the name (``<`` for a section); ``end`` is the end of the
+    logical line, continuation lines and the newline included (for a section: of its opening line).
     ``args_start`` / ``args_end`` delimit the arguments as written (``raw_args``; for a section
     without the closing ``>``); they are equal, after the name, when there are none.
-    ``args`` are unquoted and ``${NAME}`` expanded. For a section, ``block`` lists its children and
-    ``close_start`` / ``close_end`` delimit its ``</Name>`` line. For ``Include*``, ``included``
-    lists the top-level directives of the included files, whose ``parent`` is that of the include.
-    ``active`` is False for an ``<IfModule>`` / ``<IfDefine>`` whose condition does not hold
-    (its contents are parsed but not read: no include, no Define).
+    ``args`` are unquoted and ``${NAME}`` expanded. For a section, ``close_start`` / ``close_end``
+    delimit its ``</Name>`` line. ``active`` is False for an ``<IfModule>`` / ``<IfDefine>`` whose
+    condition does not hold (its contents are parsed but not read: no include, no Define).
     """
 
-    name: str
-    args: list
-    raw_args: str
-    path: str
-    line: int
-    start: int
-    end: int
-    args_start: int
-    args_end: int
-    block: list | None = field(default=None, repr=False)
-    parent: Directive | None = field(default=None, repr=False)
-    included: list = field(default_factory=list, repr=False)
+    raw_args: str = ""
     close_start: int | None = field(default=None, repr=False)
     close_end: int | None = field(default=None, repr=False)
     active: bool = field(default=True, repr=False)
@@ -108,19 +93,6 @@ class Directive:
     @property
     def key(self) -> str:
         return self.name.lower()
-
-
-@dataclass(eq=False)
-class ConfigFile(LineIndex):
-    path: str
-    text: str
-    newline: str
-    directives: list = field(repr=False)
-    # 1-based line numbers of comment lines.
-    comments: list = field(default_factory=list, repr=False)
-
-    def __post_init__(self) -> None:
-        LineIndex.__init__(self, self.text)
 
 
 @dataclass(eq=False)
@@ -147,6 +119,10 @@ class Site:
     @property
     def server_names(self) -> list:
         return ([self.server_name] if self.server_name else []) + list(self.server_aliases)
+
+    @property
+    def certificates(self) -> list:
+        return self.ssl_certificate_file
 
     def as_dict(self) -> dict:
         return {
@@ -319,13 +295,6 @@ def _content_end(text: str, start: int, end: int) -> int:
     return stop
 
 
-def _walk(directives, depth: int = 0):
-    for directive in directives:
-        yield directive, depth
-        if directive.block:
-            yield from _walk(directive.block, depth + 1)
-
-
 # --- Loader --------------------------------------------------------------------------------------
 
 
@@ -338,18 +307,16 @@ def _module_name(name: str) -> str:
     return name
 
 
-class _Loader:
+class _Loader(Loader):
+    error = ApacheConfigError
+
     def __init__(self, reader, globber, realpath, server_root: str, env: dict, defines, modules) -> None:
-        self.reader = reader
-        self.globber = globber
-        self.realpath = realpath
+        super().__init__(reader, globber, realpath)
         self.server_root = server_root
         self.env = dict(env or {})
         self.defines = set(defines or ())
         self.variables = {}
         self.modules = None if modules is None else set(_module_name(name) for name in modules)
-        self.files = {}
-        self.stack = []
 
     def expand(self, word: str) -> str:
         if "${" not in word:
@@ -364,39 +331,24 @@ class _Loader:
             return match.group(0)
         return _VAR.sub(value, word)
 
-    def load(self, path: str, context: Directive | None, include: Directive | None) -> list:
-        real = self.realpath(path)
-        if real in self.stack:
-            cycle = " -> ".join(self.stack[self.stack.index(real):] + [real])
-            raise ApacheConfigError(include.path, include.line, "include cycle: %s" % cycle, "remove the include that closes the cycle")
-        try:
-            text = self.reader(real)
-        except OSError as exc:
-            if include is not None and exc.errno == errno.EISDIR:
-                # A directory: every file in it (and in its subdirectories), in order.
-                found = []
-                for entry in self.globber(os.path.join(path, "*")):
-                    found.extend(self.load(entry, context, include))
-                return found
-            reason = exc.strerror or str(exc)
-            if include is None:
-                raise ApacheConfigError(path, None, "cannot read the configuration (%s)" % reason, "check the path of the main configuration file")
-            error = ApacheConfigError(include.path, include.line, 'could not open configuration file %s: %s' % (path, reason),
-                                      unreadable_hint(exc, path, real, include.name))
-            # IncludeOptional skips what does not exist only; a file it cannot read is an error in httpd too.
-            error.missing = exc.errno == errno.ENOENT
-            raise error
-        if len(self.stack) >= MAX_INCLUDE_DEPTH:
-            raise ApacheConfigError(*include_depth_error(include.path, include.line))
-        directives, comments = _parse(real, text, depth_of(context))
-        if real not in self.files:
-            self.files[real] = ConfigFile(real, text, newline_of(text), directives, comments)
-        for directive in directives:
-            directive.parent = context
-        self.stack.append(real)
+    def parse(self, path: str, text: str, depth: int) -> tuple:
+        return _parse(path, text, depth)
+
+    def unreadable(self, path: str, real: str, context, include, exc: OSError) -> list:
+        if exc.errno == errno.EISDIR:
+            # A directory: every file in it (and in its subdirectories), in order.
+            found = []
+            for entry in self.globber(os.path.join(path, "*")):
+                found.extend(self.load(entry, context, include))
+            return found
+        error = ApacheConfigError(include.path, include.line, 'could not open configuration file %s: %s' % (path, exc.strerror or exc),
+                                  unreadable_hint(exc, path, real, include.name))
+        # IncludeOptional skips what does not exist only; a file it cannot read is an error in httpd too.
+        error.missing = exc.errno == errno.ENOENT
+        raise error
+
+    def follow(self, directives: list) -> None:
         self._read(directives)
-        self.stack.pop()
-        return directives
 
     def _read(self, directives: list) -> None:
         """Evaluate in order, as httpd does: expansion, Define, conditions, includes."""
@@ -438,13 +390,8 @@ class _Loader:
     def _include(self, directive: Directive) -> None:
         if len(directive.args) != 1:
             raise ApacheConfigError(directive.path, directive.line, "%s takes one argument" % directive.name, "give it exactly one path")
-        path = os.path.join(self.server_root, directive.args[0])
         optional = directive.key == "includeoptional"
-        if any(char in path for char in _GLOB_CHARS):
-            paths = self.globber(path)
-        else:
-            paths = [path]
-        for included in paths:
+        for included in include_paths(self.server_root, directive.args[0], self.globber):
             try:
                 directive.included.extend(self.load(included, directive.parent, directive))
             except ApacheConfigError as exc:
@@ -479,26 +426,10 @@ def _deep(directives):
             yield from _deep(directive.block)
 
 
-def _by_name(directives) -> dict:
-    found = {}
-    for directive in directives:
-        if directive.block is None:
-            found.setdefault(directive.key, []).append(directive)
-    return found
-
-
 def _resolve(server_root: str, value: str) -> str:
     if os.path.isabs(value):
         return os.path.normpath(value)
     return os.path.normpath(os.path.join(server_root, value))
-
-
-def _flag(scopes: tuple, key: str, values: tuple = ("on",)) -> bool:
-    for scope in scopes:
-        if key in scope:
-            args = scope[key][-1].args
-            return bool(args) and args[0].lower() in values
-    return False
 
 
 def _port(address: str) -> int | None:
@@ -536,9 +467,7 @@ class ApacheConfig:
         if server_root is None:
             server_root = os.path.dirname(main_path)
         loader = _Loader(reader or read_text, globber or sorted_glob, realpath or os.path.realpath, server_root, env, defines, modules)
-        with collector_paused():
-            loader.load(main_path, None, None)
-        files = loader.files
+        files = loader.load_all(main_path)
         return cls(next(iter(files.values())), files, loader.server_root, reader)
 
     def server_scope(self) -> list:
@@ -557,7 +486,7 @@ class ApacheConfig:
         if self._sites is None:
             with collector_paused():
                 scope = self.server_scope()
-                server = _by_name(scope)
+                server = by_name(scope)
                 server_verifies = any(
                     directive.key == "sslverifyclient" and directive.args and directive.args[0].lower() in _VERIFY
                     for section in scope if section.block is not None and section.key != "<virtualhost"
@@ -572,7 +501,7 @@ class ApacheConfig:
         return [site for site in self.sites() if site.tls]
 
     def _site(self, vhost: Directive, server: dict, server_verifies: bool, index: int) -> Site:
-        own = _by_name(_effective(vhost.block))
+        own = by_name(_effective(vhost.block))
         scopes = (own, server)
 
         def last(key: str) -> str | None:
@@ -591,7 +520,7 @@ class ApacheConfig:
             value = last(key)
             return None if value is None else self.resolve(value)
 
-        verifies = _flag(scopes, "sslverifyclient", _VERIFY) or server_verifies or any(
+        verifies = flag(scopes, "sslverifyclient", _VERIFY) or server_verifies or any(
             directive.key == "sslverifyclient" and directive.args and directive.args[0].lower() in _VERIFY
             for directive in _deep(vhost.block))
         names = own.get("servername", [])
@@ -604,14 +533,14 @@ class ApacheConfig:
             server_aliases=[name for directive in own.get("serveralias", []) for name in directive.args],
             addresses=list(vhost.args),
             ports=[port for port in (_port(address) for address in vhost.args) if port is not None],
-            tls=_flag(scopes, "sslengine"),
+            tls=flag(scopes, "sslengine"),
             ssl_certificate_file=every("sslcertificatefile"),
             ssl_certificate_key_file=every("sslcertificatekeyfile"),
             ssl_certificate_chain_file=path_of("sslcertificatechainfile"),
             ssl_ca_certificate_file=path_of("sslcacertificatefile"),
             ssl_ca_certificate_path=path_of("sslcacertificatepath"),
             verifies_clients=verifies,
-            ssl_use_stapling=_flag(scopes, "sslusestapling"),
+            ssl_use_stapling=flag(scopes, "sslusestapling"),
         )
 
     def resolve(self, value: str) -> str:
@@ -658,24 +587,23 @@ def _marker_kind(text: str, config_file: ConfigFile, line: int) -> tuple:
     return None, None
 
 
-class _Plan(EditPlan):
+class _Plan(SplicePlan):
+    """Apache's part of the plan: markers are whole comment lines just above the line they concern
+    (a comment cannot share a directive's line in httpd), and the server-scope stapling cache file."""
+
+    error = ApacheConfigError
+    shared_hint = "move it into each VirtualHost"
+
     def __init__(self, config: ApacheConfig, state: str) -> None:
         super().__init__(config, state)
-        # (path, directive start) -> new words (present) or restored words (absent)
-        self.changed = {}
-        # path -> number of directives added (present)
-        self.added = {}
-        # (path, offset) -> {key: lines}
-        self.insertions = {}
         self._marked = {}
         self._server = None
 
-    def note(self, site: Site | None, change: str, path: str | None = None, line: int | None = None) -> None:
-        self.notes.append((site, path or site.path, line if site is None else site.line, change))
+    effective = staticmethod(_effective)
 
-    def server_scope(self) -> dict:
+    def outer_scope(self, site: Site) -> dict:
         if self._server is None:
-            self._server = _by_name(self.config.server_scope())
+            self._server = by_name(self.config.server_scope())
         return self._server
 
     def marker_above(self, directive: Directive) -> str | None:
@@ -692,7 +620,7 @@ class _Plan(EditPlan):
 
     # present
 
-    def present(self, site: Site, chain: str) -> None:
+    def wanted(self, site: Site, chain: str) -> list:
         wanted = [("SSLUseStapling", ["on"]), ("SSLStaplingResponderTimeout", ["5"]), ("SSLStaplingReturnResponderErrors", ["off"])]
         if site.verifies_clients:
             if site.ssl_certificate_chain_file:
@@ -704,27 +632,14 @@ class _Plan(EditPlan):
             self.note(site, "keep the CA set (the site verifies client certificates): Apache finds the issuer in %s" % source)
         else:
             wanted.append(("SSLCACertificateFile", [chain]))
-        own = _by_name(_effective(site.directive.block))
-        server = self.server_scope()
-        additions = []
-        for name, args in wanted:
-            key = name.lower()
-            if key in own:
-                current = own[key][-1]
-                if not self.same(key, current.args, args):
-                    self.set_args(site, current, args)
-            elif not (key in server and self.same(key, server[key][-1].args, args)):
-                additions.append((name, args))
-                self.note(site, "add %s %s" % (name, " ".join(args)))
-        if additions:
-            self.add_lines(site, additions)
+        return wanted
 
     def same(self, key: str, current: list, wanted: list) -> bool:
         if key == "sslcacertificatefile":
             return len(current) == 1 and self.config.resolve(current[0]) == self.config.resolve(wanted[0])
         return [arg.lower() for arg in current] == wanted
 
-    def set_args(self, site: Site, directive: Directive, args: list) -> None:
+    def record_change(self, directive: Directive, args: list) -> None:
         text = self.config.files[directive.path].text
         if not directive.raw_args or "\n" in directive.raw_args or text[directive.start:directive.end].rstrip("\r\n").endswith("\\"):
             raise ApacheConfigError(directive.path, directive.line, 'the value of "%s" cannot be recorded on one line' % directive.name,
@@ -732,15 +647,6 @@ class _Plan(EditPlan):
         if "${" in directive.raw_args:
             raise ApacheConfigError(directive.path, directive.line, '"%s" here uses a variable; changing it would change the variable\'s users'
                                     % directive.name, "set the value by hand")
-        key = (directive.path, directive.start)
-        previous = self.changed.get(key)
-        if previous is not None:
-            if previous != args:
-                raise ApacheConfigError(directive.path, directive.line, '"%s" here is shared by sites that need different values (%s, %s)'
-                                        % (directive.name, " ".join(previous), " ".join(args)), "move it into each VirtualHost")
-            return
-        self.changed[key] = list(args)
-        self.note(site, "set %s %s (was %s)" % (directive.name, " ".join(args), " ".join(directive.args)))
         ops = self.ops.setdefault(directive.path, [])
         ops.append((directive.args_start, directive.args_end, " ".join(_quote(arg) for arg in args)))
         if self.marker_above(directive) is None:
@@ -748,16 +654,11 @@ class _Plan(EditPlan):
             newline = newline_before(text, directive.end, self.config.files[directive.path].newline)
             ops.append((line_start, line_start, "%s%s%s%s" % (indent_at(text, directive.start), _WAS, directive.raw_args, newline)))
 
-    def add_lines(self, site: Site, additions: list) -> None:
-        vhost = site.directive
-        config_file = self.config.files[vhost.path]
-        offset, indent = _insertion_point(config_file, vhost)
-        lines = self.insertions.setdefault((vhost.path, offset), {})
-        newline = newline_before(config_file.text, offset, config_file.newline)
-        for name, args in additions:
-            if name.lower() not in lines:
-                self.added[vhost.path] = self.added.get(vhost.path, 0) + 1
-            lines[name.lower()] = "%s%s%s%s%s %s%s" % (indent, MARKER, newline, indent, name, " ".join(_quote(arg) for arg in args), newline)
+    def insertion_point(self, config_file: ConfigFile, block: Directive) -> tuple:
+        return _insertion_point(config_file, block)
+
+    def added_line(self, indent: str, name: str, args: list, newline: str) -> str:
+        return "%s%s%s%s%s %s%s" % (indent, MARKER, newline, indent, name, " ".join(_quote(arg) for arg in args), newline)
 
     def present_cache(self, cache_path: str, cache_spec: str) -> None:
         server = self.config.server_directives("SSLStaplingCache")
@@ -789,17 +690,13 @@ class _Plan(EditPlan):
         except OSError:
             return None
 
-    def present_ops(self) -> None:
-        for (path, offset), lines in self.insertions.items():
-            self.ops.setdefault(path, []).append((offset, offset, "".join(lines.values())))
-
     # absent
 
-    def absent(self, path: str, sites_at: dict) -> None:
+    def absent(self, path: str, sites_at_: dict) -> None:
         config_file = self.config.files[path]
         text = config_file.text
         by_line = {}
-        for directive, dummy in _walk(config_file.directives):
+        for directive, dummy in walk(config_file.directives):
             by_line[directive.line] = directive
         ops = []
         for line in config_file.comments:
@@ -813,8 +710,7 @@ class _Plan(EditPlan):
             marker_start = config_file.line_start(line)
             if kind == "added":
                 ops.append((marker_start, directive.end, ""))
-                self.added[path] = self.added.get(path, 0) + 1
-                self.note_at(sites_at, directive, "remove %s %s" % (directive.name, " ".join(directive.args)))
+                self.note_at(sites_at_, directive, "remove %s %s" % (directive.name, " ".join(directive.args)))
             else:
                 try:
                     words = _words(path, line, recorded)
@@ -826,7 +722,7 @@ class _Plan(EditPlan):
                 ops.append((marker_start, directive.start - len(indent_at(text, directive.start)), ""))
                 ops.append((directive.args_start, directive.args_end, recorded))
                 self.changed[(path, directive.start)] = words
-                self.note_at(sites_at, directive, "restore %s %s" % (directive.name, recorded))
+                self.note_at(sites_at_, directive, "restore %s %s" % (directive.name, recorded))
         if ops:
             self.ops[path] = ops
 
@@ -836,40 +732,22 @@ class _Plan(EditPlan):
             self.extra[cache_path] = None
             self.note(None, "remove the SSLStaplingCache file", cache_path, None)
 
-    # result
+    # proof
 
-    def check(self, path: str, old: str, new: str) -> None:
-        """Re-read the edited text and prove that it holds the same directives as before apart
-        from the intended changes: a layout this module did not foresee fails here, not in httpd."""
-        try:
-            new_kept, new_added = _signature(path, new)
-        except ApacheConfigError as exc:
-            raise ApacheConfigError(path, exc.line, "the edited file would not parse (%s)" % exc.message, "edit this file by hand")
-        loaded = self.config.files[path]
-        old_kept, old_added = _signature(path, old, (loaded.directives, loaded.comments))
-        expected = []
-        for start, entry in old_kept:
-            words = self.changed.get((path, start))
-            expected.append(entry if words is None else entry[:2] + (tuple(words),))
-        added = 0 if self.state == "absent" else old_added + self.added.get(path, 0)
-        if [entry for dummy, entry in new_kept] != expected or new_added != added:
-            raise ApacheConfigError(path, None, "the edit would change more than the OCSP stapling directives", "edit this file by hand")
-
-
-def _signature(path: str, text: str, parsed: tuple | None = None) -> tuple:
-    """Every directive (depth, name, words) keyed by start offset, apart from those just below an
-    "added" marker line, which come as a count."""
-    directives, comments = parsed or _parse(path, text)
-    config_file = ConfigFile(path, text, "\n", directives, comments)
-    added_lines = set(line + 1 for line in comments if _marker_kind(text, config_file, line)[0] == "added")
-    kept = []
-    count = 0
-    for directive, depth in _walk(directives):
-        if directive.line in added_lines:
-            count += 1
-        else:
-            kept.append((directive.start, (depth, directive.key, tuple(directive.words))))
-    return kept, count
+    def signature(self, path: str, text: str, parsed: tuple | None = None) -> tuple:
+        """Every directive (depth, name, words) keyed by start offset, apart from those just below an
+        "added" marker line, which come as a count."""
+        directives, comments = parsed or _parse(path, text)
+        config_file = ConfigFile(path, text, "\n", directives, comments)
+        added_lines = set(line + 1 for line in comments if _marker_kind(text, config_file, line)[0] == "added")
+        kept = []
+        count = 0
+        for directive, depth in walk(directives):
+            if directive.line in added_lines:
+                count += 1
+            else:
+                kept.append((directive.start, (depth, directive.key, tuple(directive.words))))
+        return kept, count
 
 
 def _insertion_point(config_file: ConfigFile, vhost: Directive) -> tuple:
@@ -895,26 +773,6 @@ def _insertion_point(config_file: ConfigFile, vhost: Directive) -> tuple:
     return vhost.end, indent
 
 
-def _sites_at(config: ApacheConfig) -> dict:
-    found = {}
-    for site in config.sites():
-        for directive in _deep(site.directive.block):
-            found.setdefault((directive.path, directive.start), []).append(site)
-    return found
-
-
-def _select(config: ApacheConfig, chains: dict) -> list:
-    wanted = {os.path.normpath(path): chain for path, chain in chains.items()}
-    selected = []
-    for site in config.tls_sites():
-        for path in site.ssl_certificate_file:
-            chain = wanted.get(os.path.normpath(path))
-            if chain is not None:
-                selected.append((site, chain))
-                break
-    return selected
-
-
 def _check_contexts(config: ApacheConfig) -> None:
     """httpd accepts the directives this editor manages at server scope and in <VirtualHost> only
     ("not allowed in <Directory> context"): one inside another section makes `httpd -t` fail whatever
@@ -933,33 +791,9 @@ def _check_contexts(config: ApacheConfig) -> None:
     visit(config.main.directives, None)
 
 
-def _plan(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: str, state: str, keep_cache: bool = False) -> _Plan:
-    plan = _Plan(config, state)
-    if state == "present":
-        _check_contexts(config)
-        for site, chain in _select(config, chains):
-            plan.present(site, chain)
-        plan.present_ops()
-        plan.present_cache(cache_path, cache_spec)
-    elif state == "absent":
-        sites_at = _sites_at(config)
-        # keep_cache: Apache 2.4.71 falls back to a default stapling cache where socache_shmcb stays loaded, and a
-        # graceful (or SIGHUP) restart that goes from an explicit SSLStaplingCache to that default cannot allocate its
-        # segment and exits (measured). Without SSLUseStapling the directive does nothing, so keeping it is safe.
-        kept = os.path.realpath(cache_path) if keep_cache else None
-        for path in config.files:
-            if kept is None or os.path.realpath(path) != kept:
-                plan.absent(path, sites_at)
-        if not keep_cache:
-            plan.absent_cache(cache_path)
-    else:
-        raise ValueError("state must be present or absent, got %r" % (state,))
-    return plan
-
-
 def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present",
                   keep_cache: bool = False) -> tuple:
-    """(edits, summary).
+    """(edits, summary) of one plan.
 
     edits: {real path: new text, or None to delete the file}, only for files that change.
     present: in every TLS vhost one of whose SSLCertificateFile paths is a key of ``chains``,
@@ -970,13 +804,89 @@ def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_
     what present wrote, unless ``keep_cache``. summary: [{path, line, index, server_names, changes: [...]}].
     """
     with collector_paused():
-        plan = _plan(config, chains, cache_path, cache_spec, state, keep_cache)
-        return plan.texts(), summarise_notes(plan.notes)
+        plan = _Plan(config, state)
+        if state == "present":
+            _check_contexts(config)
+            for site, chain in chosen_sites(config.sites(), chains):
+                plan.present(site, chain)
+            plan.insert_ops()
+            plan.present_cache(cache_path, cache_spec)
+        elif state == "absent":
+            reached = sites_at(config.sites(), lambda site: _deep(site.directive.block))
+            # keep_cache: Apache 2.4.71 falls back to a default stapling cache where socache_shmcb stays loaded, and a
+            # graceful (or SIGHUP) restart that goes from an explicit SSLStaplingCache to that default cannot allocate its
+            # segment and exits (measured). Without SSLUseStapling the directive does nothing, so keeping it is safe.
+            kept = os.path.realpath(cache_path) if keep_cache else None
+            for path in config.files:
+                if kept is None or os.path.realpath(path) != kept:
+                    plan.absent(path, reached)
+            if not keep_cache:
+                plan.absent_cache(cache_path)
+        else:
+            raise ValueError("state must be present or absent, got %r" % (state,))
+        return plan.result()
 
 
-def stapling_edits(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present") -> dict:
-    return plan_stapling(config, chains, cache_path=cache_path, cache_spec=cache_spec, state=state)[0]
+def link_changes(links: dict, state: str) -> dict:
+    """The symlinks to create (present, where nothing is) or remove (absent, where ours is): path -> target."""
+    changes = {}
+    for path, target in sorted(links.items()):
+        exists = os.path.lexists(path)
+        if state == "present" and not exists:
+            changes[path] = target
+        elif state == "absent" and exists and os.path.islink(path) and os.readlink(path) == target:
+            changes[path] = target
+    return changes
 
 
-def edit_summary(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present") -> list:
-    return plan_stapling(config, chains, cache_path=cache_path, cache_spec=cache_spec, state=state)[1]
+class ApacheDialect(Dialect):
+    """Apache for the editing lifecycle: the options of the apache_stapling module."""
+
+    module = "apache_stapling"
+
+    def __init__(self, conf_path: str, cache_path: str, cache_spec: str, server_root: str | None = None, env: dict | None = None,
+                 modules=None, keep_cache: bool = False, links: dict | None = None, reader=None) -> None:
+        super().__init__(conf_path, reader)
+        self.cache_path = cache_path
+        self.cache_spec = cache_spec
+        self.server_root = server_root
+        self.env = dict(env or {})
+        self.modules = None if modules is None else set(modules)
+        self.keep_cache = keep_cache
+        self.wanted_links = dict(links or {})
+
+    def load(self) -> ApacheConfig:
+        return ApacheConfig.load(self.conf_path, reader=self.reader, server_root=self.server_root, env=self.env, modules=self.modules)
+
+    def plan(self, config: ApacheConfig, chains: dict, state: str) -> tuple:
+        return plan_stapling(config, chains, cache_path=self.cache_path, cache_spec=self.cache_spec, state=state, keep_cache=self.keep_cache)
+
+    def before(self, config: ApacheConfig, path: str) -> str:
+        # The stapling cache file is the collection's own and may lie outside what the configuration includes.
+        if path in config.files:
+            return config.files[path].text
+        try:
+            return self.reader(path)
+        except OSError:
+            return ""
+
+    def links(self, recovered: dict | None, state: str) -> dict:
+        return link_changes(self.links_after_recovery(recovered, state), state)
+
+    def intent(self, recovered: dict | None, state: str) -> dict:
+        return {"links": self.links_after_recovery(recovered, state)}
+
+    def links_after_recovery(self, recovered: dict | None, state: str) -> dict:
+        """The links wanted, plus those that a rollback just removed and that the interrupted run meant to create.
+
+        The controller read the host before the rollback and may have taken such a link for the host's own
+        (socache_shmcb looked loaded through it), leaving it out of ``links``; without it the server test fails.
+        """
+        wanted = dict(self.wanted_links)
+        intent = (recovered or {}).get("intent") or {}
+        if state == "present" and intent.get("module") == self.module and intent.get("state") == "present":
+            removed = set(recovered["paths"])
+            for path, target in sorted((intent.get("links") or {}).items()):
+                if path in removed:
+                    wanted.setdefault(path, target)
+        return wanted

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the ocsp.stapling collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Text handling that the nginx and Apache editors share.
+"""Text handling that the nginx and Apache editors share: reading, errors, lines, splicing.
 
 Configuration files are read and written as text that maps back to the very same bytes, edited by
 splicing (start, end, new text) operations into it, and every line the collection adds or changes
@@ -50,50 +50,6 @@ def printable(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def json_safe(value):
-    """``value`` (dicts, lists and strings of a module result) with every string :func:`printable`."""
-    if isinstance(value, str):
-        return printable(value)
-    if isinstance(value, dict):
-        return dict((json_safe(key), json_safe(item)) for key, item in value.items())
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    return value
-
-
-def safe_results(module) -> None:
-    """Make ``module``'s exit_json and fail_json pass only valid UTF-8 (see :func:`printable`)."""
-    exit_json, fail_json = module.exit_json, module.fail_json
-
-    def safe_exit(**result):
-        exit_json(**json_safe(result))
-
-    def safe_fail(msg, **result):
-        fail_json(msg=printable(msg), **json_safe(result))
-
-    module.exit_json = safe_exit
-    module.fail_json = safe_fail
-
-
-def move_or_oserror(move):
-    """``move(staged, path)`` whose every failure is an OSError naming what to do.
-
-    AnsibleModule.atomic_move raises a bare Exception when it cannot replace a file (an immutable
-    file, a read-only mount: what stops root): the transaction turns only an OSError into "could not
-    change <file> (...); everything was put back", anything else became a traceback."""
-    def guarded(staged: str, path: str) -> None:
-        try:
-            move(staged, path)
-        except OSError:
-            raise
-        except Exception as exc:
-            cause = exc.__cause__
-            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
-            raise OSError(errno.EPERM, "%s: it cannot be replaced; make it writable (lsattr shows an immutable flag: chattr -i; "
-                                       "a read-only mount: remount it read-write) and run again" % reason, path) from None
-    return guarded
 
 
 class LineIndex:
@@ -310,46 +266,6 @@ def summarise_notes(notes: list) -> list:
         if change not in by_key[key]["changes"]:
             by_key[key]["changes"].append(change)
     return entries
-
-
-class EditPlan:
-    """What both editors' plans share: the splice operations per file, the notes for people, and the
-    texts they produce, each proven by the editor's own ``check`` (re-parse) before it is returned."""
-
-    def __init__(self, config, state: str) -> None:
-        self.config = config
-        self.state = state
-        # path -> [(start, end, new text)]
-        self.ops = {}
-        # [(site or None, path, line, change)]
-        self.notes = []
-        # path -> whole new text, or None to delete: files that are not spliced (Apache's cache file)
-        self.extra = {}
-
-    def note(self, site, change: str, path: str | None = None, line: int | None = None) -> None:
-        raise NotImplementedError
-
-    def check(self, path: str, old: str, new: str) -> None:
-        raise NotImplementedError
-
-    def note_at(self, sites_at: dict, directive, change: str) -> None:
-        """Note a change for every site that reaches ``directive`` (a file included by several)."""
-        sites = sites_at.get((directive.path, directive.start))
-        if not sites:
-            self.note(None, change, directive.path, directive.line)
-        for site in sites or ():
-            self.note(site, change)
-
-    def texts(self) -> dict:
-        edits = {}
-        for path, ops in self.ops.items():
-            old = self.config.files[path].text
-            new = splice(old, ops)
-            if new != old:
-                self.check(path, old, new)
-                edits[path] = new
-        edits.update(self.extra)
-        return edits
 
 
 @contextlib.contextmanager

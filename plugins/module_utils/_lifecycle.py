@@ -7,37 +7,21 @@
          -> chain files + edits + links in one journaled transaction -> the server's own test
          -> commit, or put every byte back -> the result
 
-A dialect (nginx, Apache) supplies only what differs: a ``plan`` function that reads its
-configuration and says what to change (an EditPlan). Everything else - the order of the steps, the
-result's keys, the errors - is here, so that a fix lands once. No Ansible imports: the modules pass
-in the writer (Ansible's atomic_move), the server test (run_command) and the warning callback.
+A dialect (``_dialect.Dialect``: nginx, Apache) supplies only what differs: how to read its
+configuration and what to change in it. Everything else - the order of the steps, the result's
+keys, the errors - is here, so that a fix lands once. No Ansible imports: the modules pass in the
+writer (Ansible's atomic_move), the server test (run_command) and the warning callback.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from ._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
 from ._configtext import ConfigError, text_bytes
 from ._pem import ChainError
 from ._txn import ChangeRefused, RecoveringLock, TransactionError, apply_and_test
-
-
-@dataclass
-class EditPlan:
-    """What a dialect wants changed, planned from the files as they are after any rollback."""
-
-    # path -> the new text of the file, or None to remove it (a file the collection added and now takes back).
-    files: dict
-    # The current text of a path, for the diff.
-    before: Callable[[str], str]
-    # Per touched site, what changes (the module's ``sites`` result).
-    sites: list
-    # Symlinks to create (state present) or remove (absent): path -> target; None for a dialect without links.
-    links: dict | None = None
-    # What a later recovery should know of this run beyond module and state (Apache: the links it meant to make).
-    intent: dict = field(default_factory=dict)
 
 
 class EditFailed(Exception):
@@ -67,11 +51,12 @@ class Transaction:
     warn: Callable[[str], None] | None = None
 
 
-def run_edit(module_name: str, state: str, chain_files: dict, plan: Callable, transaction: Transaction) -> dict:
-    """Run the whole lifecycle; returns the module's result, or raises EditFailed with it.
+def run_edit(dialect, state: str, chains: dict, chain_files: dict, transaction: Transaction) -> dict:
+    """Run the whole lifecycle for ``dialect`` (a ``_dialect.Dialect``); returns the module's result, or raises EditFailed with it.
 
-    ``plan(recovered)`` is called under the lock, after the rollback of an interrupted run
-    (``recovered`` is its report, or None), and returns an EditPlan.
+    ``chains`` maps certificate paths to the chain file their sites must name; ``chain_files`` maps
+    chain files to their content (present) or names those to remove (absent). The configuration is
+    read and planned under the lock, after the rollback of an interrupted run.
     """
     session = RecoveringLock(transaction.lock_path, transaction.backup_dir, transaction.writer, check=transaction.check,
                              warn=transaction.warn, lock_timeout=transaction.lock_timeout)
@@ -79,19 +64,21 @@ def run_edit(module_name: str, state: str, chain_files: dict, plan: Callable, tr
     try:
         with session:
             recovered = session.recovered
-            edit = plan(recovered)
+            config = dialect.load()
+            edits, sites = dialect.plan(config, chains, state)
+            links = dialect.links(recovered, state)
             chain_changes = plan_chain_files(chain_files, state)
             result = dict(
-                changed=bool(edit.files or edit.links or chain_changes or (recovered and recovered["paths"])),
-                files=sorted(edit.files),
+                changed=bool(edits or links or chain_changes or (recovered and recovered["paths"])),
+                files=sorted(edits),
                 chain_files=sorted(chain_changes),
-                sites=edit.sites,
+                sites=sites,
                 diff=chain_file_diffs(chain_changes) + [
-                    dict(before_header=path, after_header=path, before=edit.before(path), after=text if text is not None else "")
-                    for path, text in sorted(edit.files.items())],
+                    dict(before_header=path, after_header=path, before=dialect.before(config, path), after=text if text is not None else "")
+                    for path, text in sorted(edits.items())],
             )
-            if edit.links is not None:
-                result["links"] = sorted(edit.links)
+            if links is not None:
+                result["links"] = sorted(links)
             if recovered:
                 result["recovered"] = recovered
             if not result["changed"] or transaction.check:
@@ -101,12 +88,12 @@ def run_edit(module_name: str, state: str, chain_files: dict, plan: Callable, tr
                 # On: the chain files first, so that no configuration names a file not there yet. Off: them last.
                 if state == "present":
                     apply_chain_files(files, chain_changes)
-                for path, text in edit.files.items():
+                for path, text in edits.items():
                     if text is None:
                         files.remove(path)
                     else:
                         files.write(path, text_bytes(text))
-                for path, target in sorted((edit.links or {}).items()):
+                for path, target in sorted((links or {}).items()):
                     if state == "present":
                         files.link(path, target)
                     else:
@@ -114,7 +101,7 @@ def run_edit(module_name: str, state: str, chain_files: dict, plan: Callable, tr
                 if state == "absent":
                     apply_chain_files(files, chain_changes)
 
-            journal = session.journal(dict(edit.intent, module=module_name, state=state))
+            journal = session.journal(dict(dialect.intent(recovered, state), module=dialect.module, state=state))
             apply_and_test(apply, transaction.test, transaction.test_name, writer=transaction.writer, journal=journal)
     except ChangeRefused as exc:
         raise EditFailed(exc, dict(result, restored=exc.restored, test_output=exc.test_output)) from None

@@ -24,9 +24,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._configtext import (MARKER, MAX_INCLUDE_DEPTH, MAX_NESTING, ConfigError, EditPlan, LineIndex, check_bom, collector_paused, depth_of,
-                          include_depth_error, indent_at, line_starts, nesting_error, newline_before, newline_of, read_text, sorted_glob, summarise_notes,
-                          unreadable_hint)
+from ._configtext import MARKER, MAX_NESTING, ConfigError, check_bom, collector_paused, indent_at, line_starts, nesting_error, read_text, sorted_glob, unreadable_hint
+from ._dialect import ConfigFile, Dialect, Loader, SplicePlan, by_name, chain_of, chosen_sites, flag, include_paths, sites_at, walk
+from ._dialect import Directive as BaseDirective
 
 # Starts with the space the editor writes before the comment, so that removing it restores
 # the line exactly.
@@ -80,7 +80,6 @@ _LUA = re.compile(
 
 # When a value must be quoted to be read back as one argument.
 _NEEDS_QUOTES = re.compile(r"[\s;{}#\"'$\\]")
-_GLOB_CHARS = "*?["
 
 
 class NginxConfigError(ConfigError):
@@ -91,44 +90,17 @@ class NginxConfigError(ConfigError):
 
 
 @dataclass(eq=False)
-class Directive:
-    """One directive with the offsets needed to edit it in place.
+class Directive(BaseDirective):
+    """One nginx directive (see ``_dialect.Directive``); names are case-sensitive, so the name is the key.
 
-    Offsets are ``str`` indices into the text of the file at ``path``. ``arg_spans`` holds the
-    raw span of each argument, quotes included. For `include`, ``included`` lists the
-    top-level directives of the included files; their ``parent`` is the block that holds the
-    include (the context nginx parses them in), not the include itself.
+    ``arg_spans`` holds the raw span of each argument, quotes included.
     """
 
-    name: str
-    args: list
-    path: str
-    line: int
-    start: int
-    end: int
-    args_start: int
-    args_end: int
-    block: list | None = field(default=None, repr=False)
-    parent: Directive | None = field(default=None, repr=False)
-    included: list = field(default_factory=list, repr=False)
     arg_spans: list = field(default_factory=list, repr=False)
     # Offset of the closing `}` of a block.
     block_close: int | None = field(default=None, repr=False)
     # The raw text between the braces of a block nginx does not parse (`*_by_lua_block`).
     raw_body: str | None = field(default=None, repr=False)
-
-
-@dataclass(eq=False)
-class ConfigFile(LineIndex):
-    path: str
-    text: str
-    newline: str
-    directives: list = field(repr=False)
-    # (start, end) of every comment, `end` before a trailing CR.
-    comments: list = field(default_factory=list, repr=False)
-
-    def __post_init__(self) -> None:
-        LineIndex.__init__(self, self.text)
 
 
 @dataclass(frozen=True)
@@ -176,6 +148,10 @@ class Site:
     uses_variables: bool
     # Old-style `ssl on;` in effect: every socket of the site is TLS.
     ssl_on: bool = field(default=False, repr=False)
+
+    @property
+    def certificates(self) -> list:
+        return self.ssl_certificate
 
     def as_dict(self) -> dict:
         return {
@@ -339,56 +315,32 @@ def _effective(directives):
             yield directive
 
 
-class _Loader:
+class _Loader(Loader):
+    error = NginxConfigError
+
     def __init__(self, reader, globber, realpath, prefix: str) -> None:
-        self.reader = reader
-        self.globber = globber
-        self.realpath = realpath
+        super().__init__(reader, globber, realpath)
         self.prefix = prefix
-        self.files = {}
-        # Real paths being parsed, outermost first: a path met again is an include cycle.
-        self.stack = []
 
-    def load(self, path: str, context: Directive | None, include: Directive | None) -> list:
-        real = self.realpath(path)
-        if real in self.stack:
-            cycle = " -> ".join(self.stack[self.stack.index(real):] + [real])
-            raise NginxConfigError(include.path, include.line, "include cycle: %s" % cycle, "remove the include that closes the cycle")
-        try:
-            text = self.reader(real)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            if include is None:
-                raise NginxConfigError(path, None, "cannot read the configuration (%s)" % reason, "check the path of the main configuration file")
-            raise NginxConfigError(include.path, include.line, 'open() "%s" failed (%s)' % (path, reason), unreadable_hint(exc, path, real, "include"))
-        if len(self.stack) >= MAX_INCLUDE_DEPTH:
-            raise NginxConfigError(*include_depth_error(include.path, include.line))
-        # A file included twice is parsed once per inclusion, so that every copy of its
-        # directives knows its own context; the first parse is the one kept in `files`.
-        directives, comments = _parse(real, text, depth_of(context))
-        if real not in self.files:
-            self.files[real] = ConfigFile(real, text, newline_of(text), directives, comments)
-        for directive in directives:
-            directive.parent = context
-        self.stack.append(real)
-        self._expand(directives)
-        self.stack.pop()
-        return directives
+    def parse(self, path: str, text: str, depth: int) -> tuple:
+        return _parse(path, text, depth)
 
-    def _expand(self, directives: list) -> None:
+    def unreadable(self, path: str, real: str, context, include, exc: OSError) -> list:
+        raise NginxConfigError(include.path, include.line, 'open() "%s" failed (%s)' % (path, exc.strerror or exc),
+                               unreadable_hint(exc, path, real, "include"))
+
+    def follow(self, directives: list) -> None:
         for directive in directives:
             if directive.name == "include" and directive.block is None:
                 self._include(directive)
             elif directive.block:
-                self._expand(directive.block)
+                self.follow(directive.block)
 
     def _include(self, directive: Directive) -> None:
         if len(directive.args) != 1:
             raise NginxConfigError(directive.path, directive.line, 'invalid number of arguments in "include"', "give it exactly one path")
-        path = os.path.join(self.prefix, directive.args[0])
         # Like nginx: a pattern that matches nothing is fine, a plain path that is missing is not.
-        paths = self.globber(path) if any(char in path for char in _GLOB_CHARS) else [path]
-        for included in paths:
+        for included in include_paths(self.prefix, directive.args[0], self.globber):
             directive.included.extend(self.load(included, directive.parent, directive))
 
 
@@ -441,22 +393,8 @@ def _parse_listen(directive: Directive) -> Listen:
     )
 
 
-def _by_name(directives) -> dict:
-    found = {}
-    for directive in directives:
-        found.setdefault(directive.name, []).append(directive)
-    return found
-
-
-def _flag(scopes: tuple, name: str) -> bool:
-    for scope in scopes:
-        if name in scope:
-            return [arg.lower() for arg in scope[name][-1].args] == ["on"]
-    return False
-
-
 def _build_site(prefix: str, server: Directive, http_scope: dict, index: int) -> Site:
-    own = _by_name(_effective(server.block))
+    own = by_name(_effective(server.block))
     scopes = (own, http_scope)
 
     def in_effect(name: str) -> list:
@@ -472,7 +410,7 @@ def _build_site(prefix: str, server: Directive, http_scope: dict, index: int) ->
     keys = [directive.args[0] for directive in in_effect("ssl_certificate_key") if directive.args]
     trusted = in_effect("ssl_trusted_certificate")
     resolver = in_effect("resolver")
-    ssl_on = _flag(scopes, "ssl")
+    ssl_on = flag(scopes, "ssl")
     return Site(
         directive=server,
         path=server.path,
@@ -484,8 +422,8 @@ def _build_site(prefix: str, server: Directive, http_scope: dict, index: int) ->
         ssl_certificate=[_resolve(prefix, path) for path in certificates],
         ssl_certificate_key=[_resolve(prefix, path) for path in keys],
         ssl_trusted_certificate=_resolve(prefix, trusted[-1].args[0]) if trusted and trusted[-1].args else None,
-        ssl_stapling=_flag(scopes, "ssl_stapling"),
-        ssl_stapling_verify=_flag(scopes, "ssl_stapling_verify"),
+        ssl_stapling=flag(scopes, "ssl_stapling"),
+        ssl_stapling_verify=flag(scopes, "ssl_stapling_verify"),
         resolver=list(resolver[-1].args) if resolver else None,
         uses_variables=any("$" in path for path in certificates),
         ssl_on=ssl_on,
@@ -524,10 +462,7 @@ class NginxConfig:
         """
         if prefix is None:
             prefix = os.path.dirname(main_path)
-        loader = _Loader(reader or read_text, globber or sorted_glob, realpath or os.path.realpath, prefix)
-        with collector_paused():
-            loader.load(main_path, None, None)
-        files = loader.files
+        files = _Loader(reader or read_text, globber or sorted_glob, realpath or os.path.realpath, prefix).load_all(main_path)
         return cls(next(iter(files.values())), files, prefix)
 
     def sites(self) -> list:
@@ -538,7 +473,7 @@ class NginxConfig:
                 if http.name != "http" or http.block is None:
                     continue
                 scope = list(_effective(http.block))
-                http_scope = _by_name(directive for directive in scope if directive.block is None)
+                http_scope = by_name(directive for directive in scope if directive.block is None)
                 for server in scope:
                     if server.name == "server" and server.block is not None:
                         sites.append(_build_site(self.prefix, server, http_scope, len(sites)))
@@ -590,13 +525,6 @@ def _is_added(text: str, start: int, end: int) -> bool:
     return text[start:end] == MARKER and start > 0 and text[start - 1] == " "
 
 
-def _walk(directives, depth: int = 0):
-    for directive in directives:
-        yield directive, depth
-        if directive.block:
-            yield from _walk(directive.block, depth + 1)
-
-
 def _same(prefix: str, name: str, current: list, wanted: list) -> bool:
     """Whether a managed directive already says what is wanted (`resolver` is never compared:
     it is only added where none is in scope)."""
@@ -614,23 +542,11 @@ def _http_of(directive: Directive) -> Directive | None:
 
 
 def _select(config: NginxConfig, chains: dict, include_default_servers: bool) -> list:
-    """(site, chain) for every site to edit, directly chosen sites first."""
-    wanted = {os.path.normpath(path): chain for path, chain in chains.items()}
-
-    def chain_of(site: Site) -> str | None:
-        for path in site.ssl_certificate:
-            chain = wanted.get(os.path.normpath(path))
-            if chain is not None:
-                return chain
-        return None
-
+    """(site, chain) for every site to edit, directly chosen sites first, then the default servers of their sockets."""
     sites = config.sites()
-    selected = []
-    for site in sites:
-        chain = chain_of(site) if site.tls else None
-        if chain is not None:
-            selected.append((site, chain))
+    selected = chosen_sites(sites, chains)
     if include_default_servers:
+        wanted = {os.path.normpath(path): chain for path, chain in chains.items()}
         chosen = set(site for site, chain in selected)
         defaults = default_servers(sites)
         # A pulled-in default server pulls in the defaults of its own sockets in turn.
@@ -642,7 +558,7 @@ def _select(config: NginxConfig, chains: dict, include_default_servers: bool) ->
                 default = None if listen.quic else defaults.get(listen.socket)
                 if default is not None and default not in chosen:
                     chosen.add(default)
-                    own = chain_of(default)
+                    own = chain_of(default, wanted)
                     selected.append((default, chain if own is None else own))
     return selected
 
@@ -655,7 +571,7 @@ class _FileView:
         self.text = config_file.text
         self.by_start_line = {}
         self.by_end_line = {}
-        for directive, dummy in _walk(config_file.directives):
+        for directive, dummy in walk(config_file.directives):
             self.by_start_line.setdefault(config_file.line_of(directive.start), []).append(directive)
             if directive.block is None:
                 self.by_end_line.setdefault(config_file.line_of(directive.end - 1), []).append(directive)
@@ -672,103 +588,69 @@ class _FileView:
         return [directive for directive in self.by_end_line.get(line, []) if directive.name in _MANAGED]
 
 
-class _Plan(EditPlan):
-    """The edits to make, keyed by where they land, so that a file included twice (and so a
-    directive met through several sites) is edited once."""
+class _Plan(SplicePlan):
+    """nginx's part of the plan: markers at the end of the line they concern (`# ocsp.stapling`,
+    `# ocsp.stapling: was <old value>`), one per managed directive ending on a changed line."""
 
-    def __init__(self, config: NginxConfig, state: str) -> None:
+    error = NginxConfigError
+    shared_hint = "move it out of the shared file into each server block"
+
+    def __init__(self, config: NginxConfig, state: str, resolver: list | None = None) -> None:
         super().__init__(config, state)
-        # (path, directive start) -> (directive, new args)
-        self.replacements = {}
-        # (path, offset) -> {name: line}
-        self.insertions = {}
-        # (path, directive start) -> original args, read back from a marker (absent)
-        self.restorations = {}
-        self._added_per_path = None
+        self.resolver = resolver
+        # path -> lines where a value changes: each gets the markers of its managed directives
+        self.changed_lines = {}
         self._http_scopes = {}
         self._views = {}
+
+    effective = staticmethod(_effective)
 
     def view(self, path: str) -> _FileView:
         if path not in self._views:
             self._views[path] = _FileView(self.config.files[path])
         return self._views[path]
 
-    def http_scope(self, server: Directive) -> dict:
-        http = _http_of(server)
+    def outer_scope(self, site: Site) -> dict:
+        http = _http_of(site.directive)
         if http not in self._http_scopes:
-            self._http_scopes[http] = _by_name(d for d in _effective(http.block) if d.block is None) if http else {}
+            self._http_scopes[http] = by_name(_effective(http.block)) if http else {}
         return self._http_scopes[http]
 
     # present
 
-    def present(self, site: Site, chain: str, resolver: list | None) -> None:
-        prefix = self.config.prefix
+    def wanted(self, site: Site, chain: str) -> list:
         wanted = [("ssl_stapling", ["on"]), ("ssl_stapling_verify", ["on"]), ("ssl_trusted_certificate", [chain])]
-        if resolver and site.resolver is None:
-            wanted.append(("resolver", list(resolver)))
-        own = _by_name(_effective(site.directive.block))
-        http_scope = self.http_scope(site.directive)
-        additions = []
-        for name, args in wanted:
-            if name in own:
-                if len(own[name]) > 1:
-                    # nginx refuses the configuration ("is duplicate"); which one was meant is for a person to say.
-                    first, second = own[name][:2]
-                    raise NginxConfigError(second.path, second.line, '"%s" directive is duplicate in this server block (first at %s:%d)' % (
-                        name, first.path, first.line), "remove one of them")
-                current = own[name][-1]
-                if not _same(prefix, name, current.args, args):
-                    self.set_args(site, current, args)
-            elif not (name in http_scope and _same(prefix, name, http_scope[name][-1].args, args)):
-                additions.append((name, args))
-                self.note(site, "add %s %s" % (name, " ".join(args)))
-        if additions:
-            self.add_lines(site, additions)
+        if self.resolver and site.resolver is None:
+            wanted.append(("resolver", list(self.resolver)))
+        return wanted
 
-    def set_args(self, site: Site, directive: Directive, args: list) -> None:
+    def current(self, found: list) -> Directive:
+        if len(found) > 1:
+            # nginx refuses the configuration ("is duplicate"); which one was meant is for a person to say.
+            first, second = found[:2]
+            raise NginxConfigError(second.path, second.line, '"%s" directive is duplicate in this server block (first at %s:%d)' % (
+                second.name, first.path, first.line), "remove one of them")
+        return found[-1]
+
+    def same(self, key: str, current: list, wanted: list) -> bool:
+        return _same(self.config.prefix, key, current, wanted)
+
+    def record_change(self, directive: Directive, args: list) -> None:
         if not directive.arg_spans:
             raise NginxConfigError(directive.path, directive.line, '"%s" has no value' % directive.name, "give it one or remove it")
-        key = (directive.path, directive.start)
-        previous = self.replacements.get(key)
-        if previous is not None and previous[1] != args:
-            raise NginxConfigError(
-                directive.path, directive.line,
-                '"%s" here is shared by sites that need different values (%s, %s)' % (directive.name, " ".join(previous[1]), " ".join(args)),
-                "move it out of the shared file into each server block",
-            )
-        self.replacements[key] = (directive, args)
-        self.note(site, "set %s %s (was %s)" % (directive.name, " ".join(args), " ".join(directive.args)))
+        path = directive.path
+        self.ops.setdefault(path, []).append((directive.arg_spans[0][0], directive.arg_spans[-1][1], " ".join(_quote(arg) for arg in args)))
+        self.changed_lines.setdefault(path, set()).add(self.view(path).file.line_of(directive.end - 1))
 
-    def add_lines(self, site: Site, additions: list) -> None:
-        server = site.directive
-        config_file = self.config.files[server.path]
-        offset, indent = _insertion_point(config_file, server)
-        lines = self.insertions.setdefault((server.path, offset), {})
-        newline = newline_before(config_file.text, offset, config_file.newline)
-        # A server block of a file included twice is met once per copy, with the same lines.
-        for name, args in additions:
-            lines[name] = "%s%s %s; %s%s" % (indent, name, " ".join(_quote(arg) for arg in args), MARKER, newline)
+    def insertion_point(self, config_file: ConfigFile, block: Directive) -> tuple:
+        return _insertion_point(config_file, block)
 
-    def lines_added(self, path: str) -> int:
-        """How many lines the plan adds to ``path``; counted once for all files, as the check runs per file."""
-        if self._added_per_path is None:
-            self._added_per_path = {}
-            for (where, dummy), lines in self.insertions.items():
-                self._added_per_path[where] = self._added_per_path.get(where, 0) + len(lines)
-        return self._added_per_path.get(path, 0)
+    def added_line(self, indent: str, name: str, args: list, newline: str) -> str:
+        return "%s%s %s; %s%s" % (indent, name, " ".join(_quote(arg) for arg in args), MARKER, newline)
 
-    def note(self, site: Site | None, change: str, path: str | None = None, line: int | None = None) -> None:
-        self.notes.append((site, path or site.path, line or site.line, change))
-
-    def present_ops(self) -> None:
-        """Turn replacements and insertions into text operations, with the markers."""
-        replaced_lines = {}
-        for (path, dummy), (directive, args) in self.replacements.items():
-            view = self.view(path)
-            self.ops.setdefault(path, []).append(
-                (directive.arg_spans[0][0], directive.arg_spans[-1][1], " ".join(_quote(arg) for arg in args)))
-            replaced_lines.setdefault(path, set()).add(view.file.line_of(directive.end - 1))
-        for path, lines in replaced_lines.items():
+    def finish_present(self) -> None:
+        """The `was` markers of the changed lines, then the added lines."""
+        for path, lines in self.changed_lines.items():
             view = self.view(path)
             text = view.text
             for line in sorted(lines):
@@ -786,12 +668,11 @@ class _Plan(EditPlan):
                     markers.append(_WAS_SUFFIX + original)
                 end = _line_end(text, view.file.line_start(line))
                 self.ops[path].append((end, end, "".join(markers)))
-        for (path, offset), lines in self.insertions.items():
-            self.ops.setdefault(path, []).append((offset, offset, "".join(lines.values())))
+        self.insert_ops()
 
     # absent
 
-    def absent(self, path: str, sites_at: dict) -> None:
+    def absent(self, path: str, sites_at_: dict) -> None:
         view = self.view(path)
         text = view.text
         config_file = view.file
@@ -803,7 +684,7 @@ class _Plan(EditPlan):
                 newline = text.find("\n", end)
                 ops.append((line_start, len(text) if newline < 0 else newline + 1, ""))
                 for directive in view.by_start_line.get(line, []):
-                    self.note_at(sites_at, directive, "remove %s %s" % (directive.name, " ".join(directive.args)))
+                    self.note_at(sites_at_, directive, "remove %s %s" % (directive.name, " ".join(directive.args)))
                 continue
             marker = text.find(_WAS_SUFFIX, max(start - 1, 0), end)
             if marker < 0:
@@ -814,36 +695,29 @@ class _Plan(EditPlan):
                 raise NginxConfigError(path, line, "the ocsp.stapling markers on this line do not match its directives",
                                        "restore the line by hand and remove the markers")
             for directive, original in zip(directives, originals):
-                self.restorations[(path, directive.start)] = _args_of(path, line, original)
+                self.changed[(path, directive.start)] = _args_of(path, line, original)
                 ops.append((directive.arg_spans[0][0], directive.arg_spans[-1][1], original))
-                self.note_at(sites_at, directive, "restore %s %s" % (directive.name, original))
+                self.note_at(sites_at_, directive, "restore %s %s" % (directive.name, original))
             ops.append((marker, end, ""))
         if ops:
             self.ops[path] = ops
 
-    # result
+    # proof
 
-    def check(self, path: str, old: str, new: str) -> None:
-        """Re-read the edited text and prove that it holds the same directives as before apart
-        from the intended changes: a layout this module did not foresee fails here, not in nginx."""
-        try:
-            new_kept, new_added = _signature(path, new)
-        except NginxConfigError as exc:
-            raise NginxConfigError(path, exc.line, "the edited file would not parse (%s)" % exc.message, "edit this file by hand")
-        loaded = self.config.files[path]
-        old_kept, old_added = _signature(path, old, (loaded.directives, loaded.comments))
-        expected = []
-        for start, entry in old_kept:
-            args = self.restorations.get((path, start))
-            if args is None and (path, start) in self.replacements:
-                args = self.replacements[(path, start)][1]
-            expected.append(entry if args is None else entry[:2] + (tuple(args),) + entry[3:])
-        if self.state == "absent":
-            added = 0
-        else:
-            added = old_added + self.lines_added(path)
-        if [entry for start, entry in new_kept] != expected or new_added != added:
-            raise NginxConfigError(path, None, "the edit would change more than the OCSP stapling directives", "edit this file by hand")
+    def signature(self, path: str, text: str, parsed: tuple | None = None) -> tuple:
+        """Every directive (depth, name, args, Lua body) in order, keyed by start offset, apart from
+        those on lines this module added, which come as a count."""
+        directives, comments = parsed or _parse(path, text)
+        starts = line_starts(text)
+        added = set(bisect.bisect_right(starts, start) for start, end in comments if _is_added(text, start, end))
+        kept = []
+        count = 0
+        for directive, depth in walk(directives):
+            if bisect.bisect_right(starts, directive.start) in added:
+                count += 1
+            else:
+                kept.append((directive.start, (depth, directive.name, tuple(directive.args), directive.raw_body)))
+        return kept, count
 
 
 def _insertion_point(config_file: ConfigFile, server: Directive) -> tuple:
@@ -889,23 +763,6 @@ def _insertion_point(config_file: ConfigFile, server: Directive) -> tuple:
     return offset, indent
 
 
-def _signature(path: str, text: str, parsed: tuple | None = None) -> tuple:
-    """Every directive (depth, name, args, Lua body) in order, keyed by start offset, apart from
-    those on lines this module added, which come as a count. ``parsed`` is the (directives, comments)
-    of ``text`` when they are at hand already."""
-    directives, comments = parsed or _parse(path, text)
-    starts = line_starts(text)
-    added = set(bisect.bisect_right(starts, start) for start, end in comments if _is_added(text, start, end))
-    kept = []
-    count = 0
-    for directive, depth in _walk(directives):
-        if bisect.bisect_right(starts, directive.start) in added:
-            count += 1
-        else:
-            kept.append((directive.start, (depth, directive.name, tuple(directive.args), directive.raw_body)))
-    return kept, count
-
-
 def _args_of(path: str, line: int, raw: str) -> list:
     """The arguments a marker records, as nginx would read them."""
     try:
@@ -915,15 +772,6 @@ def _args_of(path: str, line: int, raw: str) -> list:
     if len(directives) != 1:
         raise NginxConfigError(path, line, "the ocsp.stapling marker on this line is damaged", "restore the line by hand and remove the marker")
     return directives[0].args
-
-
-def _sites_at(config: NginxConfig) -> dict:
-    """(path, directive start) -> the sites whose server block holds that directive."""
-    found = {}
-    for site in config.sites():
-        for directive, dummy in _walk(list(_effective(site.directive.block))):
-            found.setdefault((directive.path, directive.start), []).append(site)
-    return found
 
 
 # Where nginx accepts each managed directive: the top-level blocks (and their `server` blocks).
@@ -951,46 +799,44 @@ def _check_contexts(config: NginxConfig) -> None:
     visit(config.main.directives, None)
 
 
-def _plan(config: NginxConfig, chains: dict, resolver: list | None, include_default_servers: bool, state: str) -> _Plan:
-    plan = _Plan(config, state)
-    if state == "present":
-        _check_contexts(config)
-        for site, chain in _select(config, chains, include_default_servers):
-            plan.present(site, chain, resolver)
-        plan.present_ops()
-    elif state == "absent":
-        sites_at = _sites_at(config)
-        for path in config.files:
-            plan.absent(path, sites_at)
-    else:
-        raise ValueError("state must be present or absent, got %r" % (state,))
-    return plan
-
-
-def stapling_edits(config: NginxConfig, chains: dict, *, resolver: list | None = None, include_default_servers: bool = True,
-                   state: str = "present") -> dict:
-    """{real path: new text} for every file whose text changes; empty when nothing is to do.
-
-    present: turn on stapling in every TLS site whose certificate is a key of ``chains``
-    (value: the chain file for ``ssl_trusted_certificate``), and in the default servers of
-    their sockets. absent: undo, in every loaded file, what present did (``chains`` and the
-    other options are not used).
-    """
-    with collector_paused():
-        return _plan(config, chains, resolver, include_default_servers, state).texts()
-
-
-def edit_summary(config: NginxConfig, chains: dict, *, resolver: list | None = None, include_default_servers: bool = True,
-                 state: str = "present") -> list:
-    """What :func:`stapling_edits` would change, per site, for people:
-    [{path, line, index, server_names, changes: ["add ssl_stapling on", ...]}]."""
-    with collector_paused():
-        return summarise_notes(_plan(config, chains, resolver, include_default_servers, state).notes)
-
-
 def plan_stapling(config: NginxConfig, chains: dict, *, resolver: list | None = None, include_default_servers: bool = True,
                   state: str = "present") -> tuple:
-    """(:func:`stapling_edits`, :func:`edit_summary`) from one plan, for callers that want both."""
+    """(edits, summary) of one plan.
+
+    edits: {real path: new text} for every file whose text changes; empty when nothing is to do.
+    present: turn on stapling in every TLS site whose certificate is a key of ``chains`` (value: the
+    chain file for ``ssl_trusted_certificate``), and in the default servers of their sockets.
+    absent: undo, in every loaded file, what present did (``chains`` and the other options are not used).
+    summary: per site, what changes, for people: [{path, line, index, server_names, changes: ["add ssl_stapling on", ...]}].
+    """
     with collector_paused():
-        plan = _plan(config, chains, resolver, include_default_servers, state)
-        return plan.texts(), summarise_notes(plan.notes)
+        plan = _Plan(config, state, resolver)
+        if state == "present":
+            _check_contexts(config)
+            for site, chain in _select(config, chains, include_default_servers):
+                plan.present(site, chain)
+            plan.finish_present()
+        elif state == "absent":
+            reached = sites_at(config.sites(), lambda site: (directive for directive, dummy in walk(list(_effective(site.directive.block)))))
+            for path in config.files:
+                plan.absent(path, reached)
+        else:
+            raise ValueError("state must be present or absent, got %r" % (state,))
+        return plan.result()
+
+
+class NginxDialect(Dialect):
+    """nginx for the editing lifecycle: the options of the nginx_stapling module."""
+
+    module = "nginx_stapling"
+
+    def __init__(self, conf_path: str, resolver: list | None = None, default_servers: bool = True, reader=None) -> None:
+        super().__init__(conf_path, reader)
+        self.resolver = resolver
+        self.default_servers = default_servers
+
+    def load(self) -> NginxConfig:
+        return NginxConfig.load(self.conf_path, reader=self.reader)
+
+    def plan(self, config: NginxConfig, chains: dict, state: str) -> tuple:
+        return plan_stapling(config, chains, resolver=self.resolver or None, include_default_servers=self.default_servers, state=state)

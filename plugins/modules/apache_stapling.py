@@ -185,96 +185,35 @@ recovered:
       sample: {module: apache_stapling, state: present, links: {}}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig, plan_stapling
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import move_or_oserror, read_text, safe_results
-from ansible_collections.ocsp.stapling.plugins.module_utils._lifecycle import EditFailed, EditPlan, Transaction, run_edit
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import DEFAULT_LOCK_PATH, staging_writer
-
-
-def link_changes(links: dict, state: str) -> dict:
-    """The symlinks to create (present, where nothing is) or remove (absent, where ours is): path -> target."""
-    changes = {}
-    for path, target in sorted(links.items()):
-        exists = os.path.lexists(path)
-        if state == "present" and not exists:
-            changes[path] = target
-        elif state == "absent" and exists and os.path.islink(path) and os.readlink(path) == target:
-            changes[path] = target
-    return changes
-
-
-def links_after_recovery(links: dict, recovered: dict | None, state: str) -> dict:
-    """``links``, plus those that a rollback just removed and that the interrupted run meant to create.
-
-    The controller read the host before the rollback and may have taken such a link for the host's own
-    (socache_shmcb looked loaded through it), leaving it out of ``links``; without it the server test fails.
-    """
-    wanted = dict(links)
-    intent = (recovered or {}).get("intent") or {}
-    if state == "present" and intent.get("module") == "apache_stapling" and intent.get("state") == "present":
-        removed = set(recovered["paths"])
-        for path, target in sorted((intent.get("links") or {}).items()):
-            if path in removed:
-                wanted.setdefault(path, target)
-    return wanted
+from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheDialect
+from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import TRANSACTION_OPTIONS, run_editing_module, safe_results
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
+            TRANSACTION_OPTIONS,
             conf_path=dict(type="path", required=True),
             server_root=dict(type="path"),
             env=dict(type="dict", default={}),
             modules=dict(type="list", elements="str"),
             chains=dict(type="dict", default={}),
-            chain_files=dict(type="dict", default={}),
             cache_path=dict(type="path", required=True),
             keep_cache=dict(type="bool", default=False),
             cache_spec=dict(type="str", default="shmcb:${APACHE_RUN_DIR}/ocsp-stapling(128000)"),
             links=dict(type="dict", default={}),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
             test_command=dict(type="list", elements="str", default=["apachectl", "-t"]),
-            lock_path=dict(type="path", default=DEFAULT_LOCK_PATH),
-            lock_timeout=dict(type="float", default=60),
-            backup_dir=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     safe_results(module)  # odd bytes of a configuration file reach the result (diff, messages)
     params = module.params
-    modules = set(params["modules"]) if params["modules"] is not None else None
-
-    def test() -> tuple:
-        rc, out, err = module.run_command(params["test_command"], environ_update=params["env"])
-        return rc == 0, (err + out).strip()
-
-    def plan(recovered) -> EditPlan:
-        wanted_links = links_after_recovery(params["links"], recovered, params["state"])
-        config = ApacheConfig.load(params["conf_path"], reader=read_text, server_root=params["server_root"], env=params["env"], modules=modules)
-        edits, sites = plan_stapling(config, params["chains"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
-                                     state=params["state"], keep_cache=params["keep_cache"])
-
-        def before(path: str) -> str:
-            # The stapling cache file is the collection's own and may lie outside what the configuration includes.
-            if path in config.files:
-                return config.files[path].text
-            return read_text(path) if os.path.exists(path) else ""
-
-        return EditPlan(files=edits, before=before, sites=sites, links=link_changes(wanted_links, params["state"]),
-                        intent=dict(links=wanted_links))
-
-    transaction = Transaction(lock_path=params["lock_path"], lock_timeout=params["lock_timeout"], backup_dir=params["backup_dir"],
-                              test=test, test_name=" ".join(params["test_command"]), writer=staging_writer(move_or_oserror(module.atomic_move)),
-                              check=module.check_mode, warn=module.warn)
-    try:
-        result = run_edit("apache_stapling", params["state"], params["chain_files"], plan, transaction)
-    except EditFailed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    module.exit_json(**result)
+    dialect = ApacheDialect(params["conf_path"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
+                            server_root=params["server_root"], env=params["env"], modules=params["modules"],
+                            keep_cache=params["keep_cache"], links=params["links"])
+    run_editing_module(module, dialect, params["chains"], params["test_command"], env=params["env"])
 
 
 if __name__ == "__main__":

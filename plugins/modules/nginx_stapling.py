@@ -169,10 +169,9 @@ recovered:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import move_or_oserror, read_text, safe_results
-from ansible_collections.ocsp.stapling.plugins.module_utils._lifecycle import EditFailed, EditPlan, Transaction, run_edit
-from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, plan_stapling
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import DEFAULT_LOCK_PATH, staging_writer
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text
+from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import TRANSACTION_OPTIONS, run_editing_module, safe_results
+from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxDialect
 
 
 def host_resolvers(path: str = "/etc/resolv.conf") -> list:
@@ -193,43 +192,22 @@ def host_resolvers(path: str = "/etc/resolv.conf") -> list:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
+            TRANSACTION_OPTIONS,
             conf_path=dict(type="path", required=True),
             chains=dict(type="dict", default={}),
-            chain_files=dict(type="dict", default={}),
             resolver=dict(type="list", elements="str"),
             default_servers=dict(type="bool", default=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
             test_command=dict(type="list", elements="str"),
             nginx_binary=dict(type="path", default="nginx"),
-            lock_path=dict(type="path", default=DEFAULT_LOCK_PATH),
-            lock_timeout=dict(type="float", default=60),
-            backup_dir=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     safe_results(module)  # odd bytes of a configuration file reach the result (diff, messages)
     params = module.params
     resolver = params["resolver"] if params["resolver"] is not None else host_resolvers()
+    dialect = NginxDialect(params["conf_path"], resolver=resolver, default_servers=params["default_servers"])
     test_command = params["test_command"] or [params["nginx_binary"], "-t", "-c", params["conf_path"]]
-
-    def test() -> tuple:
-        rc, out, err = module.run_command(test_command)
-        return rc == 0, (err + out).strip()
-
-    def plan(_recovered) -> EditPlan:
-        config = NginxConfig.load(params["conf_path"], reader=read_text)
-        edits, sites = plan_stapling(config, params["chains"], resolver=resolver or None, include_default_servers=params["default_servers"],
-                                     state=params["state"])
-        return EditPlan(files=edits, before=lambda path: config.files[path].text, sites=sites)
-
-    transaction = Transaction(lock_path=params["lock_path"], lock_timeout=params["lock_timeout"], backup_dir=params["backup_dir"],
-                              test=test, test_name=" ".join(test_command), writer=staging_writer(move_or_oserror(module.atomic_move)),
-                              check=module.check_mode, warn=module.warn)
-    try:
-        result = run_edit("nginx_stapling", params["state"], params["chain_files"], plan, transaction)
-    except EditFailed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    module.exit_json(**result)
+    run_editing_module(module, dialect, params["chains"], test_command)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,20 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._apache import (
     ApacheConfig,
     ApacheConfigError,
     cache_text,
-    edit_summary,
     plan_stapling,
-    stapling_edits,
 )
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "apache"
+
+
+def stapling_edits(config, chains, **options):
+    """The edits of the one plan the module runs (plan_stapling), for the tests that look at the texts only."""
+    return plan_stapling(config, chains, **options)[0]
+
+
+def edit_summary(config, chains, **options):
+    """The per-site summary of the one plan the module runs (plan_stapling)."""
+    return plan_stapling(config, chains, **options)[1]
 DEBIAN = "/etc/apache2"
 RHEL = "/etc/httpd"
 DONE = "/srv/httpd"

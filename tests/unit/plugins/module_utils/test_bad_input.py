@@ -39,9 +39,9 @@ import pytest
 from bench.layouts import snapshot
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import _apache, _nginx
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import (ConfigError, json_safe, move_or_oserror, printable, read_text,
-                                                                                safe_results)
-from ansible_collections.ocsp.stapling.plugins.module_utils._lifecycle import EditFailed, EditPlan, Transaction, run_edit
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import ConfigError, printable, read_text
+from ansible_collections.ocsp.stapling.plugins.module_utils._lifecycle import EditFailed, Transaction, run_edit
+from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import json_safe, move_or_oserror, safe_results
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, TransactionError, apply_and_test, atomic_write, staging_writer
 
 PORT = 18443  # never bound: the server tests only parse
@@ -450,8 +450,8 @@ def chains(root: Path) -> dict:
 
 
 class Editor:
-    """What differs between the editors: how to load and plan, what the real server test is, and
-    what "stapling" means for a site."""
+    """The production dialect of a server (what the module runs), and the test's oracles: what the
+    real server test is, and what "stapling" means for a site."""
 
     name = ""
     main = ""
@@ -462,11 +462,15 @@ class Editor:
         """Files the editor writes whether or not a site is edited."""
         return set()
 
-    def load(self, root: Path, reader):
+    def dialect(self, root: Path, reader=read_text):
+        """The dialect the module would build for this tree."""
         raise NotImplementedError
 
+    def load(self, root: Path, reader):
+        return self.dialect(root, reader).load()
+
     def plan(self, root: Path, config, state: str) -> tuple:
-        raise NotImplementedError
+        return self.dialect(root).plan(config, chains(root), state)
 
     def stapled(self, root: Path, config) -> set:
         raise NotImplementedError
@@ -479,11 +483,8 @@ class NginxEditor(Editor):
     name = "nginx"
     main = "nginx.conf"
 
-    def load(self, root, reader):
-        return _nginx.NginxConfig.load(str(root / self.main), reader=reader)
-
-    def plan(self, root, config, state):
-        return _nginx.plan_stapling(config, chains(root), resolver=["127.0.0.1"], state=state)
+    def dialect(self, root, reader=read_text):
+        return _nginx.NginxDialect(str(root / self.main), resolver=["127.0.0.1"], reader=reader)
 
     def stapled(self, root, config):
         wanted = chains(root)
@@ -504,12 +505,9 @@ class ApacheEditor(Editor):
         # The server-scope SSLStaplingCache, ensured by every run (the role calls only when a site is eligible).
         return {str(root / "conf.d" / "ocsp-stapling.conf")}
 
-    def load(self, root, reader):
-        return _apache.ApacheConfig.load(str(root / self.main), reader=reader, server_root=str(root))
-
-    def plan(self, root, config, state):
-        return _apache.plan_stapling(config, chains(root), cache_path=str(root / "conf.d" / "ocsp-stapling.conf"),
-                                     cache_spec="shmcb:%s/run/ocsp(128000)" % root, state=state)
+    def dialect(self, root, reader=read_text):
+        return _apache.ApacheDialect(str(root / self.main), cache_path=str(root / "conf.d" / "ocsp-stapling.conf"),
+                                     cache_spec="shmcb:%s/run/ocsp(128000)" % root, server_root=str(root), reader=reader)
 
     def stapled(self, root, config):
         wanted = chains(root)
@@ -543,16 +541,11 @@ def run(editor: Editor, root: Path, state: str = "present", unreadable: dict | N
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
         atomic_write(path, data)
 
-    def plan(_recovered) -> EditPlan:
-        config = editor.load(root, reader)
-        edits, sites = editor.plan(root, config, state)
-        return EditPlan(files=edits, before=lambda path: config.files[path].text if path in config.files else "", sites=sites)
-
     # The lock and the journal beside the tree, never in it: the snapshots compare the tree alone.
     transaction = Transaction(lock_path=str(root.parent / "lock"), lock_timeout=5, backup_dir=None, test=lambda: (True, ""),
                               test_name="server test", writer=writer)
     try:
-        result = run_edit(editor.name + "_stapling", state, {}, plan, transaction)
+        result = run_edit(editor.dialect(root, reader), state, chains(root), {}, transaction)
     except EditFailed as exc:
         raise exc.error from None
     return result["files"], result["sites"]
@@ -658,10 +651,10 @@ BIG_FILE = textwrap.dedent('''
     started = time.perf_counter()
     if editor == "nginx":
         config = _nginx.NginxConfig.load(path)
-        edits = _nginx.stapling_edits(config, {"/ssl/a.crt": "/ssl/chain.pem"})
+        edits = _nginx.plan_stapling(config, {"/ssl/a.crt": "/ssl/chain.pem"})[0]
     else:
         config = _apache.ApacheConfig.load(path)
-        edits = _apache.stapling_edits(config, {"/ssl/a.crt": "/ssl/chain.pem"}, cache_path=path + ".cache", cache_spec="shmcb:/x(1)")
+        edits = _apache.plan_stapling(config, {"/ssl/a.crt": "/ssl/chain.pem"}, cache_path=path + ".cache", cache_spec="shmcb:/x(1)")[0]
     seconds = time.perf_counter() - started
     grown = memory("VmHWM") - start_rss
     print(json.dumps({"seconds": seconds, "grown": grown, "size": written, "edited": path in edits, "blocks": count}))

@@ -23,11 +23,20 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import (
     NginxConfig,
     NginxConfigError,
     default_servers,
-    edit_summary,
-    stapling_edits,
+    plan_stapling,
 )
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "nginx"
+
+
+def stapling_edits(config, chains, **options):
+    """The edits of the one plan the module runs (plan_stapling), for the tests that look at the texts only."""
+    return plan_stapling(config, chains, **options)[0]
+
+
+def edit_summary(config, chains, **options):
+    """The per-site summary of the one plan the module runs (plan_stapling)."""
+    return plan_stapling(config, chains, **options)[1]
 ETC = "/etc/nginx"
 
 DEBIAN_LINKS = {

@@ -1,0 +1,398 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the ocsp.stapling collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every server dialect shares, and the interface each one fills in.
+
+A dialect (``_nginx``, ``_apache``) is three layers, each with its shared half here:
+
+- reading and parsing: :class:`Loader` follows includes (cycles, depth, globs, unreadable files)
+  and keeps every file once, as a :class:`ConfigFile`; the dialect parses one file's text and
+  says what its includes and conditions mean;
+- the model of files and sites: :func:`walk`, :func:`by_name`, :func:`flag`, :func:`sites_at`,
+  :func:`chosen_sites`; the dialect builds its ``Site`` objects;
+- the edit plan: :class:`SplicePlan` holds the splice operations, the notes for people, the lines
+  added, the directives changed, the "is this the same value" rule, the re-parse proof and the
+  result; the dialect says where lines go, how they are written and marked, and how to undo them.
+
+:class:`Dialect` is what the editing lifecycle (``_lifecycle.run_edit``) drives: load, plan, and
+what to show as the file before. No Ansible imports: this runs on managed hosts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ._configtext import (MAX_INCLUDE_DEPTH, ConfigError, LineIndex, collector_paused, depth_of, include_depth_error, newline_before,
+                          newline_of, read_text, splice, summarise_notes)
+
+GLOB_CHARS = "*?["
+
+
+@dataclass(eq=False)
+class Directive:
+    """One directive or block, with the offsets needed to edit it in place; a dialect adds its own fields.
+
+    Offsets are ``str`` indices into the text of the file at ``path``; ``line`` is 1-based. ``block``
+    lists a block's children (None for a simple directive). For an include, ``included`` lists the
+    top-level directives of the included files, whose ``parent`` is that of the include (the context
+    the server reads them in), not the include itself.
+    """
+
+    name: str
+    args: list
+    path: str
+    line: int
+    start: int
+    end: int
+    args_start: int
+    args_end: int
+    block: list | None = field(default=None, repr=False)
+    parent: Directive | None = field(default=None, repr=False)
+    included: list = field(default_factory=list, repr=False)
+
+    @property
+    def key(self) -> str:
+        """The name as the server compares it."""
+        return self.name
+
+
+@dataclass(eq=False)
+class ConfigFile(LineIndex):
+    """One configuration file as read: its exact text, its newline, its parsed directives and comments."""
+
+    path: str
+    text: str
+    newline: str
+    directives: list = field(repr=False)
+    # Where the comments are, in the dialect's terms (nginx: (start, end) offsets; Apache: line numbers).
+    comments: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        LineIndex.__init__(self, self.text)
+
+
+def walk(directives, depth: int = 0):
+    """(directive, depth) for every directive as written, blocks entered, includes not followed."""
+    for directive in directives:
+        yield directive, depth
+        if directive.block:
+            yield from walk(directive.block, depth + 1)
+
+
+def by_name(directives) -> dict:
+    """The simple directives (not blocks) of one scope by key, in order: key -> [directive, ...]."""
+    found = {}
+    for directive in directives:
+        if directive.block is None:
+            found.setdefault(directive.key, []).append(directive)
+    return found
+
+
+def flag(scopes: tuple, key: str, values: tuple = ("on",)) -> bool:
+    """Whether the innermost scope that sets ``key`` sets it to one of ``values`` (any case)."""
+    for scope in scopes:
+        if key in scope:
+            args = scope[key][-1].args
+            return len(args) == 1 and args[0].lower() in values
+    return False
+
+
+def include_paths(base: str, pattern: str, globber) -> list:
+    """The files an include names, relative to ``base``: a glob's matches (none is fine), else the path itself."""
+    path = os.path.join(base, pattern)
+    return globber(path) if any(char in path for char in GLOB_CHARS) else [path]
+
+
+class Loader:
+    """Reads a main file and everything it includes, each real path parsed per inclusion and kept once.
+
+    A dialect supplies ``error`` (its ConfigError), :meth:`parse`, :meth:`unreadable` (what an
+    include that cannot be read means) and :meth:`follow` (includes, conditions, variables).
+    """
+
+    error = ConfigError
+
+    def __init__(self, reader, globber, realpath) -> None:
+        self.reader = reader
+        self.globber = globber
+        self.realpath = realpath
+        self.files = {}
+        # Real paths being parsed, outermost first: a path met again is an include cycle.
+        self.stack = []
+
+    def parse(self, path: str, text: str, depth: int) -> tuple:
+        """(directives, comments) of one file's text; ``depth`` is the nesting it is included at."""
+        raise NotImplementedError
+
+    def unreadable(self, path: str, real: str, context, include, exc: OSError) -> list:
+        """The directives an include stands for when its file cannot be read, or the error to raise."""
+        raise NotImplementedError
+
+    def follow(self, directives: list) -> None:
+        """Act on what a freshly parsed file says as the server does while reading (includes at least)."""
+        raise NotImplementedError
+
+    def load(self, path: str, context, include) -> list:
+        real = self.realpath(path)
+        if real in self.stack:
+            cycle = " -> ".join(self.stack[self.stack.index(real):] + [real])
+            raise self.error(include.path, include.line, "include cycle: %s" % cycle, "remove the include that closes the cycle")
+        try:
+            text = self.reader(real)
+        except OSError as exc:
+            if include is None:
+                raise self.error(path, None, "cannot read the configuration (%s)" % (exc.strerror or exc),
+                                 "check the path of the main configuration file")
+            return self.unreadable(path, real, context, include, exc)
+        if len(self.stack) >= MAX_INCLUDE_DEPTH:
+            raise self.error(*include_depth_error(include.path, include.line))
+        # A file included twice is parsed once per inclusion, so that every copy of its directives
+        # knows its own context; the first parse is the one kept in `files`.
+        directives, comments = self.parse(real, text, depth_of(context))
+        if real not in self.files:
+            self.files[real] = ConfigFile(real, text, newline_of(text), directives, comments)
+        for directive in directives:
+            directive.parent = context
+        self.stack.append(real)
+        self.follow(directives)
+        self.stack.pop()
+        return directives
+
+    def load_all(self, main_path: str) -> dict:
+        """Every file of the configuration by real path, the main file first."""
+        with collector_paused():
+            self.load(main_path, None, None)
+        return self.files
+
+
+def sites_at(sites: list, inner) -> dict:
+    """(path, directive start) -> the sites whose block reaches that directive (``inner(site)`` lists them):
+    a file included by several sites is edited once and reported for each."""
+    found = {}
+    for site in sites:
+        for directive in inner(site):
+            found.setdefault((directive.path, directive.start), []).append(site)
+    return found
+
+
+def chain_of(site, chains: dict) -> str | None:
+    """The chain file for the first of the site's certificates that ``chains`` (normalised paths) names."""
+    for path in site.certificates:
+        chain = chains.get(os.path.normpath(path))
+        if chain is not None:
+            return chain
+    return None
+
+
+def chosen_sites(sites: list, chains: dict) -> list:
+    """(site, chain) for every TLS site that serves a certificate named in ``chains``, in configuration order."""
+    wanted = {os.path.normpath(path): chain for path, chain in chains.items()}
+    selected = []
+    for site in sites:
+        chain = chain_of(site, wanted) if site.tls else None
+        if chain is not None:
+            selected.append((site, chain))
+    return selected
+
+
+class SplicePlan:
+    """One plan of edits over a loaded configuration, shared by the dialects.
+
+    Edits are (start, end, new text) splices per file, keyed by where they land, so that a file
+    included twice (and so a directive met through several sites) is edited once. Every text is
+    proven by re-parsing it (:meth:`check`) before it is returned.
+
+    A dialect supplies: ``effective`` (the directives of a block as the server reads them),
+    :meth:`outer_scope`, :meth:`same`, :meth:`record_change` (the splice and marker for a changed
+    value), :meth:`insertion_point`, :meth:`added_line`, :meth:`signature`, :meth:`present_site`'s
+    wanted directives through :meth:`wanted`, and :meth:`absent` (reading its markers back).
+    """
+
+    error = ConfigError
+    # What to do when one shared directive would need two values, for the dialect's people.
+    shared_hint = "move it into each site"
+
+    def __init__(self, config, state: str) -> None:
+        self.config = config
+        self.state = state
+        # path -> [(start, end, new text)]
+        self.ops = {}
+        # [(site or None, path, line, change)]
+        self.notes = []
+        # path -> whole new text, or None to delete: files that are not spliced (Apache's cache file)
+        self.extra = {}
+        # (path, directive start) -> the arguments it gets: new ones (present) or restored ones (absent)
+        self.changed = {}
+        # (path, offset) -> {key: line}: the lines to add at one place, one per directive key
+        self.insertions = {}
+        self._added_per_path = None
+
+    # -- what a dialect fills in
+
+    @staticmethod
+    def effective(directives):
+        raise NotImplementedError
+
+    def outer_scope(self, site) -> dict:
+        """The directives in effect around the site (nginx: its http block; Apache: server scope), by key."""
+        raise NotImplementedError
+
+    def wanted(self, site, chain: str) -> list:
+        """[(name, args)] the site must have for stapling, in the order they are added."""
+        raise NotImplementedError
+
+    def same(self, key: str, current: list, wanted: list) -> bool:
+        raise NotImplementedError
+
+    def record_change(self, directive, args: list) -> None:
+        """The splices that give ``directive`` the arguments ``args`` and record the old ones."""
+        raise NotImplementedError
+
+    def insertion_point(self, config_file: ConfigFile, block) -> tuple:
+        """(offset, indent) where new lines go in a site's block."""
+        raise NotImplementedError
+
+    def added_line(self, indent: str, name: str, args: list, newline: str) -> str:
+        """The text of one added directive, with its marker."""
+        raise NotImplementedError
+
+    def signature(self, path: str, text: str, parsed: tuple | None = None) -> tuple:
+        """(kept, added): every directive not added by the collection as (start, (depth, key, args, ...)), and a count of the others."""
+        raise NotImplementedError
+
+    def absent(self, path: str, sites_at_: dict) -> None:
+        raise NotImplementedError
+
+    def current(self, found: list):
+        """The one directive in effect of those a scope has under one key (the last, as the servers read them)."""
+        return found[-1]
+
+    # -- shared steps
+
+    def note(self, site, change: str, path: str | None = None, line: int | None = None) -> None:
+        if site is not None:
+            path, line = site.path, site.line
+        self.notes.append((site, path, line, change))
+
+    def note_at(self, sites_at_: dict, directive, change: str) -> None:
+        """Note a change for every site that reaches ``directive`` (a file included by several)."""
+        sites = sites_at_.get((directive.path, directive.start))
+        if not sites:
+            self.note(None, change, directive.path, directive.line)
+        for site in sites or ():
+            self.note(site, change)
+
+    def present(self, site, chain: str) -> None:
+        """Give one site what :meth:`wanted` says: change what it sets otherwise, add what is not in effect."""
+        own = by_name(self.effective(site.directive.block))
+        outer = self.outer_scope(site)
+        additions = []
+        for name, args in self.wanted(site, chain):
+            key = name.lower()
+            if key in own:
+                directive = self.current(own[key])
+                if not self.same(key, directive.args, args):
+                    self.set_args(site, directive, args)
+            elif not (key in outer and self.same(key, outer[key][-1].args, args)):
+                additions.append((name, args))
+                self.note(site, "add %s %s" % (name, " ".join(args)))
+        if additions:
+            self.add_lines(site, additions)
+
+    def set_args(self, site, directive, args: list) -> None:
+        key = (directive.path, directive.start)
+        previous = self.changed.get(key)
+        if previous is not None and previous != args:
+            raise self.error(directive.path, directive.line, '"%s" here is shared by sites that need different values (%s, %s)' % (
+                directive.name, " ".join(previous), " ".join(args)), self.shared_hint)
+        self.note(site, "set %s %s (was %s)" % (directive.name, " ".join(args), " ".join(directive.args)))
+        if previous is None:
+            self.changed[key] = list(args)
+            self.record_change(directive, args)
+
+    def add_lines(self, site, additions: list) -> None:
+        block = site.directive
+        config_file = self.config.files[block.path]
+        offset, indent = self.insertion_point(config_file, block)
+        lines = self.insertions.setdefault((block.path, offset), {})
+        newline = newline_before(config_file.text, offset, config_file.newline)
+        # A block of a file included twice is met once per copy, with the same lines.
+        for name, args in additions:
+            lines[name.lower()] = self.added_line(indent, name, args, newline)
+
+    def insert_ops(self) -> None:
+        for (path, offset), lines in self.insertions.items():
+            self.ops.setdefault(path, []).append((offset, offset, "".join(lines.values())))
+
+    def lines_added(self, path: str) -> int:
+        """How many lines the plan adds to ``path``; counted once for all files, as the check runs per file."""
+        if self._added_per_path is None:
+            self._added_per_path = {}
+            for (where, dummy), lines in self.insertions.items():
+                self._added_per_path[where] = self._added_per_path.get(where, 0) + len(lines)
+        return self._added_per_path.get(path, 0)
+
+    def check(self, path: str, old: str, new: str) -> None:
+        """Re-read the edited text and prove that it holds the same directives as before apart from
+        the intended changes: a layout the editor did not foresee fails here, not in the server."""
+        try:
+            new_kept, new_added = self.signature(path, new)
+        except ConfigError as exc:
+            raise self.error(path, exc.line, "the edited file would not parse (%s)" % exc.message, "edit this file by hand")
+        loaded = self.config.files[path]
+        old_kept, old_added = self.signature(path, old, (loaded.directives, loaded.comments))
+        expected = []
+        for start, entry in old_kept:
+            args = self.changed.get((path, start))
+            expected.append(entry if args is None else entry[:2] + (tuple(args),) + entry[3:])
+        added = 0 if self.state == "absent" else old_added + self.lines_added(path)
+        if [entry for dummy, entry in new_kept] != expected or new_added != added:
+            raise self.error(path, None, "the edit would change more than the OCSP stapling directives", "edit this file by hand")
+
+    def texts(self) -> dict:
+        """{path: new text, or None to delete} for every file that changes, each proven by :meth:`check`."""
+        edits = {}
+        for path, ops in self.ops.items():
+            old = self.config.files[path].text
+            new = splice(old, ops)
+            if new != old:
+                self.check(path, old, new)
+                edits[path] = new
+        edits.update(self.extra)
+        return edits
+
+    def result(self) -> tuple:
+        """(edits, summary): :meth:`texts` and, per site, what changes, for people."""
+        return self.texts(), summarise_notes(self.notes)
+
+
+class Dialect:
+    """What the editing lifecycle needs from one server, configured with the module's options.
+
+    ``module`` names the module in the result and the journal; :meth:`load` reads the configuration;
+    :meth:`plan` returns (edits, summary) for ``chains`` (certificate path -> chain file) and ``state``;
+    :meth:`before` is a file's text for the diff; :meth:`links` the symlinks to create or remove
+    (None for a server without any) and :meth:`intent` what a later recovery must know of this run.
+    """
+
+    module = ""
+
+    def __init__(self, conf_path: str, reader=None) -> None:
+        self.conf_path = conf_path
+        self.reader = reader or read_text
+
+    def load(self):
+        raise NotImplementedError
+
+    def plan(self, config, chains: dict, state: str) -> tuple:
+        raise NotImplementedError
+
+    def before(self, config, path: str) -> str:
+        return config.files[path].text if path in config.files else ""
+
+    def links(self, recovered: dict | None, state: str) -> dict | None:
+        return None
+
+    def intent(self, recovered: dict | None, state: str) -> dict:
+        return {}
