@@ -24,7 +24,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._configtext import MARKER, MAX_NESTING, ConfigError, check_bom, collector_paused, indent_at, line_starts, nesting_error, read_text, sorted_glob, unreadable_hint
+from ._configtext import (MARKER, MAX_NESTING, ConfigError, check_bom, collector_paused, indent_at, line_starts, nesting_error, read_text, sorted_glob,
+                          unreadable_hint)
 from ._dialect import ConfigFile, Dialect, Loader, SplicePlan, by_name, chain_of, chosen_sites, flag, include_paths, sites_at, walk
 from ._dialect import Directive as BaseDirective
 

@@ -27,14 +27,16 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._apache import (
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "apache"
 
 
-def stapling_edits(config, chains, **options):
+def stapling_edits(config, chains, *, cache_path, cache_spec, **options):
     """The edits of the one plan the module runs (plan_stapling), for the tests that look at the texts only."""
-    return plan_stapling(config, chains, **options)[0]
+    return plan_stapling(config, chains, cache_path=cache_path, cache_spec=cache_spec, **options)[0]
 
 
-def edit_summary(config, chains, **options):
+def edit_summary(config, chains, *, cache_path, cache_spec, **options):
     """The per-site summary of the one plan the module runs (plan_stapling)."""
-    return plan_stapling(config, chains, **options)[1]
+    return plan_stapling(config, chains, cache_path=cache_path, cache_spec=cache_spec, **options)[1]
+
+
 DEBIAN = "/etc/apache2"
 RHEL = "/etc/httpd"
 DONE = "/srv/httpd"

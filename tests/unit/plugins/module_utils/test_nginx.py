@@ -37,6 +37,8 @@ def stapling_edits(config, chains, **options):
 def edit_summary(config, chains, **options):
     """The per-site summary of the one plan the module runs (plan_stapling)."""
     return plan_stapling(config, chains, **options)[1]
+
+
 ETC = "/etc/nginx"
 
 DEBIAN_LINKS = {
