@@ -27,6 +27,10 @@ def verify_table(results):
 def verify_site_targets(sites, address, certificates=None):
     try:
         return site_targets(sites, address, certificates)
+    except KeyError as exc:
+        # A sites list of an older server_info (nginx `listens`, Apache `ports`) has no `sockets`.
+        raise AnsibleFilterError("ocsp.stapling.verify_site_targets expects the sites list of ocsp.stapling.server_info: a site has no key %s; "
+                                 "run this collection's server_info to get it" % exc) from None
     except (AttributeError, TypeError) as exc:
         raise AnsibleFilterError("ocsp.stapling.verify_site_targets expects the sites list of ocsp.stapling.server_info: %s" % exc) from None
 

@@ -381,12 +381,13 @@ def site_targets(sites: list, address: str, certificates=None) -> list:
     wanted = set(certificates) if certificates is not None else None
     targets, seen = [], set()
     for site in sites:
-        if wanted is not None and not wanted.intersection(site.get("ssl_certificate") or []):
+        if wanted is not None and not wanted.intersection(site["ssl_certificate"]):
             continue
-        names = [name for name in site.get("server_names") or [] if name and name != "_" and "*" not in name and not name.startswith("~")]
-        # nginx sites list their sockets, Apache sites (all TLS) their ports.
-        ports = [listen["port"] for listen in site.get("listens") or [] if listen.get("ssl") and listen.get("port") is not None]
-        for port in ports or site.get("ports") or []:
+        names = [name for name in site["server_names"] if name and name != "_" and "*" not in name and not name.startswith("~")]
+        # A QUIC socket is UDP, which a TLS handshake over TCP cannot reach; a socket without a port
+        # (a unix socket, Apache's `*`) gives nothing to connect to.
+        ports = [entry["port"] for entry in site["sockets"] if entry["tls"] and not entry["quic"] and entry["port"] is not None]
+        for port in ports:
             key = (port, names[0] if names else None)
             if key in seen:
                 continue

@@ -13,14 +13,15 @@ version_added: 0.1.0
 description:
   - Finds nginx and Apache httpd on the managed host (RV(found)) and describes one of them
     (O(server)); its version from C(nginx -v) / C(apache2 -v) / C(httpd -v), its configuration from
-    C(-V), and every TLS site with its file and line, server names, listen sockets or addresses,
-    certificate paths, and the stapling directives in effect.
+    C(-V), and every TLS site with its file and line, server names, sockets, certificate paths,
+    whether it verifies client certificates, and the stapling directives in effect.
+  - Every site has the same keys whichever the server (RV(sites)); what only one server has is under
+    RV(sites[].details).
   - "nginx: a site is a C(server) block with an C(ssl) listen (or the old C(ssl on)); C(include) globs are
     followed; the resolver in scope is reported."
   - "Apache: a site is a C(<VirtualHost>) with C(SSLEngine on); C(Include) / C(IncludeOptional) globs are
     followed, C(Define) and C(${VAR}) are expanded (with Debian's C(envvars)), C(<IfModule>) is judged
-    against the loaded modules (C(-M)) and C(<IfDefine>) against the defines; whether the site verifies
-    client certificates is reported."
+    against the loaded modules (C(-M)) and C(<IfDefine>) against the defines."
   - Says whether the version supports OCSP stapling (nginx 1.3.7, Apache 2.3.3 or later); it does not
     fail on an old version, so that a play can report it; the roles refuse such hosts.
   - Needs only Python's standard library and the server's own binary on the managed host.
@@ -84,8 +85,8 @@ options:
     description:
       - PEM bundles on the host to search for the issuers of the site certificates, with O(read_certificates).
         Missing files are skipped.
-      - The chain files the sites already name (Apache C(SSLCertificateChainFile), nginx C(ssl_trusted_certificate))
-        are searched first, so that a certificate file holding the leaf alone still gets its full chain.
+      - The chain files the sites already name (RV(sites[].chain_file), from Apache C(SSLCertificateChainFile) or nginx
+        C(ssl_trusted_certificate)) are searched first, so that a certificate file holding the leaf alone still gets its full chain.
       - Only the bundle certificates that can be in the chain of a site certificate are returned (those whose
         subject is the issuer of a site certificate, then their issuers, up to the roots), not the whole bundle.
     type: list
@@ -100,7 +101,7 @@ EXAMPLES = r"""
 
 - name: List the TLS sites that do not staple yet
   ansible.builtin.debug:
-    msg: "{{ web.sites | rejectattr('ssl_stapling') | map(attribute='server_names') | list }}"
+    msg: "{{ web.sites | selectattr('stapling', 'eq', 'off') | map(attribute='server_names') | list }}"
 
 - name: Read the site certificates and what the preflight needs of the CA bundle
   ocsp.stapling.server_info:
@@ -187,72 +188,104 @@ site_count:
   returned: always
   type: int
 sites:
-  description: Every TLS site, in configuration order.
+  description:
+    - Every TLS site, in configuration order, in one shape for every server, so that what reads it need not ask
+      which server it came from. What only one server has is under RV(sites[].details).
   returned: always
   type: list
   elements: dict
   contains:
+    server:
+      description: The server of the site, V(nginx) or V(apache).
+      type: str
+      sample: nginx
+    index:
+      description: Position among all sites of the configuration (TLS or not).
+      type: int
     path:
       description: File that holds the site (symlinks resolved).
       type: str
+      sample: /etc/nginx/sites-available/default
     line:
-      description: Line of its C(server) directive.
-      type: int
-    index:
-      description: Position among all sites of the configuration.
+      description: Line of its nginx C(server) directive or Apache C(<VirtualHost>).
       type: int
     server_names:
-      description: Its C(server_name) values.
+      description: The names the site answers to. nginx - its C(server_name) values; Apache - C(ServerName), then C(ServerAlias).
       type: list
       elements: str
-    listens:
-      description: nginx - its listen sockets (C(address), C(port), C(ssl), C(default_server), C(raw)).
+    sockets:
+      description:
+        - Where the site accepts connections, one entry per nginx C(listen) or Apache C(<VirtualHost>) address.
+        - C(address) is the host part as written (V(*), V([::]), V(192.0.2.1), V(_default_), V(unix:/path)); C(port) is null
+          when none is given (a unix socket, Apache's V(*)); C(tls) says whether the socket serves TLS (nginx makes a socket TLS
+          for every server block on it when one of them says C(ssl)); C(quic) marks an nginx HTTP/3 socket (UDP).
       type: list
       elements: dict
+      sample: [{address: "*", port: 443, tls: true, quic: false}, {address: "[::]", port: 443, tls: true, quic: false}]
     ssl_certificate:
-      description: Certificate paths, absolute.
+      description: Certificate paths in effect, absolute (nginx - a path with variables is kept as written).
       type: list
       elements: str
     ssl_certificate_key:
-      description: Key paths, absolute.
+      description: Key paths in effect, absolute. Named only; no key is ever read.
       type: list
       elements: str
-    ssl_trusted_certificate:
-      description: nginx - the trusted certificate file in effect, if any.
+    chain_file:
+      description: The chain file the site already names (nginx C(ssl_trusted_certificate), Apache C(SSLCertificateChainFile)), or null.
       type: str
-    addresses:
-      description: Apache - the addresses of the C(<VirtualHost>), as written.
-      type: list
-      elements: str
-    ports:
-      description: Apache - the ports of those addresses.
-      type: list
-      elements: int
-    ssl_certificate_chain_file:
-      description: Apache - C(SSLCertificateChainFile), if any.
+    stapling:
+      description: V(on) when OCSP stapling is in effect for the site (nginx C(ssl_stapling), Apache C(SSLUseStapling); inherited values count), else V(off).
       type: str
-    ssl_ca_certificate_file:
-      description: Apache - C(SSLCACertificateFile) in effect, if any.
-      type: str
+      choices: ['on', 'off']
     verifies_clients:
-      description: Apache - whether the site verifies client certificates (then its CA set is never changed).
+      description:
+        - Whether the site asks for client certificates (nginx C(ssl_verify_client) V(on), V(optional) or V(optional_no_ca) in the
+          server block or its http block; Apache C(SSLVerifyClient) V(require), V(optional) or V(optional_no_ca) anywhere in the
+          virtual host or the server). The trust set of such a site is never changed.
       type: bool
-    ssl_use_stapling:
-      description: Apache - whether C(SSLUseStapling) is on for the site.
-      type: bool
-    ssl_stapling:
-      description: nginx - whether C(ssl_stapling) is on for the site (inherited values count).
-      type: bool
-    ssl_stapling_verify:
-      description: nginx - whether C(ssl_stapling_verify) is on for the site.
-      type: bool
-    resolver:
-      description: nginx - the resolver addresses in scope, or null.
-      type: list
-      elements: str
     uses_variables:
-      description: Whether the certificate path holds variables (then it cannot be checked beforehand).
+      description:
+        - Whether a certificate path holds variables (nginx C($name)); such a path names no single file and cannot be checked
+          beforehand. Always false for Apache, which expands C(${VAR}) when it reads the configuration.
       type: bool
+    outcome:
+      description: What became of the site; null, as no step judges the sites yet.
+      type: str
+    reason:
+      description: Why, in words; null while RV(sites[].outcome) is.
+      type: str
+    details:
+      description: What only this server has.
+      type: dict
+      contains:
+        listens:
+          description: nginx - every C(listen) of the site (C(address), C(port), C(ssl), C(default_server), C(quic), and C(raw), its arguments as written).
+          type: list
+          elements: dict
+        ssl_trusted_certificate:
+          description: nginx - the C(ssl_trusted_certificate) in effect, or null.
+          type: str
+        ssl_stapling_verify:
+          description: nginx - whether C(ssl_stapling_verify) is on for the site.
+          type: bool
+        resolver:
+          description: nginx - the resolver addresses in scope, or null.
+          type: list
+          elements: str
+        addresses:
+          description: Apache - the addresses of the C(<VirtualHost>), as written.
+          type: list
+          elements: str
+        ports:
+          description: Apache - the ports of those addresses.
+          type: list
+          elements: int
+        ssl_ca_certificate_file:
+          description: Apache - the C(SSLCACertificateFile) in effect, or null.
+          type: str
+        ssl_certificate_chain_file:
+          description: Apache - the C(SSLCertificateChainFile) in effect, or null.
+          type: str
 certificates:
   description:
     - With O(read_certificates), every certificate file of the listed sites (but those whose path holds variables),
@@ -305,10 +338,12 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
     parse_nginx_build,
     parse_nginx_version,
 )
-from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_bytes, read_text, safe_results
+from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError, default_servers
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_bytes, read_text
+from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import safe_results
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import (MAX_PEM_BYTES, ChainError, bundle_certificates, site_certificates,
                                                                          wanted_issuers)
+from ansible_collections.ocsp.stapling.plugins.module_utils._sites import site_record
 
 
 def find_binary(module: AnsibleModule, server: str) -> str | None:
@@ -343,6 +378,10 @@ def nginx_facts(module: AnsibleModule, binary: str) -> dict:
     build = parse_nginx_build(err + out) if rc == 0 else parse_nginx_build("")
     conf_path = module.params["nginx_conf"] or build["conf_path"]
     config = NginxConfig.load(conf_path, reader=read_text)
+    # The keys of default_servers are the TLS sockets of the whole configuration: a plain `listen 443`
+    # serves TLS when another server block says `listen 443 ssl`, which its own site cannot tell.
+    tls_sockets = default_servers(config.sites())
+    sites = [site_record(site, "nginx", tls_sockets) for site in config.tls_sites()]
     return {
         "server": "nginx",
         "version": version,
@@ -352,7 +391,7 @@ def nginx_facts(module: AnsibleModule, binary: str) -> dict:
         "conf_path": conf_path,
         "ssl_module": build["ssl_module"],
         "site_count": len(config.sites()),
-        "sites": named_sites([site.as_dict() for site in config.tls_sites()], module.params["server_names"]),
+        "sites": named_sites(sites, module.params["server_names"]),
     }
 
 
@@ -399,7 +438,7 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
         "ssl_module": modules is None or "ssl_module" in modules,
         "stapling_cache": [" ".join(directive.args) for directive in config.server_directives("SSLStaplingCache")],
         "site_count": len(config.sites()),
-        "sites": named_sites([site.as_dict() for site in config.tls_sites()], module.params["server_names"]),
+        "sites": named_sites([site_record(site, "apache") for site in config.tls_sites()], module.params["server_names"]),
     }
 
 
@@ -430,10 +469,9 @@ def read_certificates(sites: list, ca_bundles: list) -> dict:
     for site in sites:
         if site.get("uses_variables"):
             continue
-        for key in ("ssl_certificate_chain_file", "ssl_trusted_certificate"):
-            path = site.get(key)
-            if path and path not in chain_sources and path not in ca_bundles:
-                chain_sources.append(path)
+        path = site.get("chain_file")
+        if path and path not in chain_sources and path not in ca_bundles:
+            chain_sources.append(path)
     bundles = []
     for path in chain_sources + list(ca_bundles):
         if not os.path.exists(path):

@@ -78,15 +78,15 @@ def test_server_info_entries_are_taken_as_they_are(pki, tmp_path):
 def test_a_leaf_alone_gets_its_chain_from_the_chain_file_the_site_names(pki):
     """Apache's SSLCertificateChainFile (and nginx's ssl_trusted_certificate) hold the intermediates then."""
     leaf = pki.leaf("good.test")
-    apache = {"ssl_certificate": [str(leaf.cert_path)], "ssl_certificate_chain_file": str(pki.chain_path)}
-    alone = read_certificates([dict(apache, ssl_certificate_chain_file=None)], [str(pki.root_cert_path)])
+    apache = {"ssl_certificate": [str(leaf.cert_path)], "chain_file": str(pki.chain_path)}
+    alone = read_certificates([dict(apache, chain_file=None)], [str(pki.root_cert_path)])
     found = read_certificates([apache], [str(pki.root_cert_path)])
 
     assert preflight(alone["certificates"][str(leaf.cert_path)], candidates=alone["bundles"])["status"] == "not_applicable"
     verdict = preflight(found["certificates"][str(leaf.cert_path)], candidates=found["bundles"])
     assert verdict["status"] == "eligible", verdict["reason"]
     assert [entry["source"] for entry in found["bundles"]] == [str(pki.chain_path), str(pki.root_cert_path)]
-    nginx = read_certificates([{"ssl_certificate": [str(leaf.cert_path)], "ssl_trusted_certificate": str(pki.chain_path)}], [])
+    nginx = read_certificates([{"ssl_certificate": [str(leaf.cert_path)], "chain_file": str(pki.chain_path)}], [])
     assert preflight(nginx["certificates"][str(leaf.cert_path)], candidates=nginx["bundles"])["status"] == "eligible"
 
 

@@ -195,9 +195,9 @@ def test_ask_responder_failures(pki, error, expected):
 
 def test_site_targets_from_nginx_and_apache_sites():
     nginx = {"server_names": ["*.example.com", "www.example.com"], "ssl_certificate": ["/c/www.pem"],
-             "listens": [{"port": 443, "ssl": True}, {"port": 80, "ssl": False}, {"port": 443, "ssl": True}]}
-    apache = {"server_names": ["shop.example.com"], "ssl_certificate": ["/c/shop.pem"], "ports": [8443]}
-    nameless = {"server_names": ["_"], "ssl_certificate": ["/c/other.pem"], "ports": [443]}
+             "sockets": [{"port": 443, "tls": True, "quic": False}, {"port": 80, "tls": False, "quic": False}, {"port": 443, "tls": True, "quic": False}]}
+    apache = {"server_names": ["shop.example.com"], "ssl_certificate": ["/c/shop.pem"], "sockets": [{"port": 8443, "tls": True, "quic": False}]}
+    nameless = {"server_names": ["_"], "ssl_certificate": ["/c/other.pem"], "sockets": [{"port": 443, "tls": True, "quic": False}]}
     assert site_targets([nginx, apache, nameless], "192.0.2.1") == [
         {"host": "192.0.2.1", "port": 443, "server_name": "www.example.com"},
         {"host": "192.0.2.1", "port": 8443, "server_name": "shop.example.com"},
