@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import importlib
+
 import pytest
 from bench import Bench
 
@@ -28,3 +30,12 @@ def collection_dependencies() -> None:
     current = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
     if dependencies not in current.split(os.pathsep):
         os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(filter(None, [current, dependencies]))
+
+
+@pytest.fixture
+def journal(tmp_path_factory: pytest.TempPathFactory):
+    """A journal in a folder of its own, outside the test's tree (as the modules keep it beside the lock):
+    every transaction is journaled, in the tests as in the modules."""
+    # The collection is importable only once pytest-ansible has set the path up, after this file is read.
+    txn = importlib.import_module("ansible_collections.ocsp.stapling.plugins.module_utils._txn")
+    return txn.Journal(str(tmp_path_factory.mktemp("journal")))

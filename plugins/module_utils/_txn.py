@@ -395,14 +395,15 @@ class FileTransaction:
     """Files replaced, created, linked or removed so far, with what was there before, so that all of
     it can be put back.
 
-    With a ``journal`` every step is recorded durably before it is made (see the module docstring);
-    without one, the originals are kept in memory only (and copied to ``backup_dir`` when given).
+    Every step is recorded durably in the ``journal`` before it is made (see the module docstring), with
+    a copy of what it replaces: there is no other mode, so what the tests run is what the modules run.
     """
 
-    def __init__(self, writer=atomic_write, backup_dir: str | None = None, journal: Journal | None = None) -> None:
+    def __init__(self, journal: Journal, writer=atomic_write) -> None:
         self._writer = writer
         self._journal = journal
-        self._backups = journal.backups if journal is not None else (_Backups(backup_dir) if backup_dir else None)
+        journal.begin()
+        self._backups = journal.backups
         self.steps = []  # what was at each touched path before, in the order first touched (see _record)
         self.originals = {}  # real path -> original bytes, _Symlink, or None where nothing was
         self.folders = []  # folders created, parents first, removed again by a rollback
@@ -426,8 +427,7 @@ class FileTransaction:
             with open(path, "rb") as stream:
                 before = stream.read()
             step.update(kind="file", sha256=_digest(before), mode=stat.S_IMODE(status.st_mode), uid=status.st_uid, gid=status.st_gid)
-            if self._backups is not None:
-                step["backup"] = self._backups.save(path, before, status.st_mode)
+            step["backup"] = self._backups.save(path, before, status.st_mode)
         else:
             before = None
         step.setdefault("kind", "absent")
@@ -436,9 +436,8 @@ class FileTransaction:
         else:
             self.originals[path] = before
         self.steps.append(dict(step, data=before))
-        if self._journal is not None:
-            self._journal.state["steps"].append(step)
-            self._journal.save()
+        self._journal.state["steps"].append(step)
+        self._journal.save()
         checkpoint("after-backup")
         return step
 
@@ -446,8 +445,7 @@ class FileTransaction:
         """Mark a recorded step as made (a recovery restores it either way: the mark tells a person how far the run got)."""
         if step is not None:
             step["done"] = True
-            if self._journal is not None:
-                self._journal.save()
+            self._journal.save()
 
     def _done(self, step: dict | None) -> None:
         self._mark(step)
@@ -501,15 +499,13 @@ class FileTransaction:
 
     def rollback(self) -> list:
         """Put every touched path back as it was; return the paths restored (files and links, then folders)."""
-        if self._journal is not None:
-            self._journal.state["phase"] = "rolling-back"
-            self._journal.save()
+        self._journal.state["phase"] = "rolling-back"
+        self._journal.save()
         failures = _restore(self.steps, lambda step: step["data"], self._writer)
         if failures:
-            raise TransactionError("could not restore %s: restore them from the backups by hand%s" % (", ".join(failures), (
-                "; the journal %s lists them and the next run tries again" % self._journal.path) if self._journal else ""))
-        if self._journal is not None:
-            self._journal.discard()
+            raise TransactionError("could not restore %s: restore them from the backups by hand; the journal %s lists them and the next "
+                                   "run tries again" % (", ".join(failures), self._journal.path))
+        self._journal.discard()
         return list(self.originals) + self.folders
 
 
@@ -745,16 +741,14 @@ def staging_writer(move):
     return write
 
 
-def apply_and_test(apply, test, test_name: str, writer=atomic_write, backup_dir: str | None = None, journal: Journal | None = None) -> None:
+def apply_and_test(apply, test, test_name: str, journal: Journal, writer=atomic_write) -> None:
     """Make the changes (``apply(transaction)``), then ask the server (``test() -> (ok, output)``).
 
     When a change cannot be made or the server refuses the result, everything is put back byte for
     byte and ChangeRefused says why; nothing is reloaded either way, that is the caller's next step.
-    With a ``journal`` (see Journal) the transaction survives a crash: a later ``recover`` undoes it.
+    The ``journal`` (see Journal) makes the transaction survive a crash: a later ``recover`` undoes it.
     """
-    if journal is not None:
-        journal.begin()
-    transaction = FileTransaction(writer=writer, backup_dir=backup_dir, journal=journal)
+    transaction = FileTransaction(journal, writer=writer)
     try:
         apply(transaction)
     except OSError as exc:
@@ -764,9 +758,8 @@ def apply_and_test(apply, test, test_name: str, writer=atomic_write, backup_dir:
         transaction.rollback()
         raise
     checkpoint("after-write")
-    if journal is not None:
-        journal.state["phase"] = "testing"
-        journal.save()
+    journal.state["phase"] = "testing"
+    journal.save()
     checkpoint("before-test")
     try:
         passed, output = test()
@@ -779,8 +772,7 @@ def apply_and_test(apply, test, test_name: str, writer=atomic_write, backup_dir:
             test_name, output), restored, output)
     checkpoint("after-test-before-commit")
     transaction.synced()
-    if journal is not None:
-        journal.discard()
+    journal.discard()
 
 
 def recovery_message(report: dict, check: bool = False) -> str:

@@ -720,7 +720,7 @@ def test_safe_results_wraps_exit_and_fail():
     assert module.calls == [("exit", {"changed": True, "diff": [{"before": "\\xe9"}]}), ("fail", {"msg": "bad \\xe9", "test_output": "\\xff"})]
 
 
-def test_a_file_that_cannot_be_replaced_rolls_everything_back(tmp_path):
+def test_a_file_that_cannot_be_replaced_rolls_everything_back(tmp_path, journal):
     """AnsibleModule.atomic_move raises a bare Exception (its cause the OSError) when the final rename
     fails, e.g. on an immutable file; it must end as a rollback with a message, not a traceback."""
     first, second = tmp_path / "a.conf", tmp_path / "b.conf"
@@ -740,7 +740,7 @@ def test_a_file_that_cannot_be_replaced_rolls_everything_back(tmp_path):
         transaction.write(str(second), b"changed b\n")
 
     with pytest.raises(ChangeRefused) as caught:
-        apply_and_test(apply, lambda: (True, ""), "test", writer=staging_writer(move_or_oserror(move)))
+        apply_and_test(apply, lambda: (True, ""), "test", journal, writer=staging_writer(move_or_oserror(move)))
     message = str(caught.value)
     assert message.startswith("could not change %s (Operation not permitted: it cannot be replaced; make it writable" % second), message
     assert "chattr -i" in message and message.endswith("everything was put back")

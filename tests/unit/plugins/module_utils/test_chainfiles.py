@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 
 import pytest
 from bench.pki import Pki
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, apply_and_test, staging_writer
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, Journal, apply_and_test, staging_writer
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,9 @@ def run(changes: dict, passes: bool = True, edits: dict | None = None) -> None:
         apply_chain_files(transaction, changes)
         for path, data in (edits or {}).items():
             transaction.write(path, data)
-    apply_and_test(apply, lambda: (passes, "" if passes else "emerg: bad"), "nginx -t", writer=staging_writer(os.replace))
+    # The journal in a folder of its own, as the modules keep it beside the lock, outside the tree under test.
+    with tempfile.TemporaryDirectory(prefix="journal-") as folder:
+        apply_and_test(apply, lambda: (passes, "" if passes else "emerg: bad"), "nginx -t", Journal(folder), writer=staging_writer(os.replace))
 
 
 def test_a_new_chain_file_is_written_0644_in_a_new_0755_folder(tmp_path, chain_pem):

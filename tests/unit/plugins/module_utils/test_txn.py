@@ -11,6 +11,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
     ChangeRefused,
     FileTransaction,
     HostLock,
+    Journal,
     TransactionError,
     apply_and_test,
     atomic_write,
@@ -58,7 +59,7 @@ def test_rollback_restores_every_file_byte_for_byte_through_symlinks(tmp_path):
     main.write_bytes(b"http { include sites-enabled/*; }")
     backups = tmp_path / "backups"
 
-    transaction = FileTransaction(backup_dir=str(backups))
+    transaction = FileTransaction(Journal(str(backups)))
     transaction.write(str(enabled / "a"), b"changed")
     transaction.write(str(main), b"changed too")
     transaction.write(str(main), b"changed again")  # the original is the one before the first write
@@ -73,7 +74,7 @@ def test_rollback_restores_every_file_byte_for_byte_through_symlinks(tmp_path):
     assert saved == sorted([str(main.resolve()).lstrip("/"), str((available / "a").resolve()).lstrip("/")])
 
 
-def test_rollback_failure_names_the_file(tmp_path):
+def test_rollback_failure_names_the_file(tmp_path, journal):
     path = tmp_path / "x.conf"
     path.write_bytes(b"a")
     calls = []
@@ -84,20 +85,20 @@ def test_rollback_failure_names_the_file(tmp_path):
             raise PermissionError(13, "Permission denied")
         atomic_write(target, data)
 
-    transaction = FileTransaction(writer=writer)
+    transaction = FileTransaction(journal, writer=writer)
     transaction.write(str(path), b"b")
     with pytest.raises(TransactionError, match="could not restore .*x.conf \\(Permission denied\\)"):
         transaction.rollback()
 
 
-def test_rollback_removes_created_files_and_links_and_brings_back_removed_ones(tmp_path):
+def test_rollback_removes_created_files_and_links_and_brings_back_removed_ones(tmp_path, journal):
     available = tmp_path / "conf-available"
     enabled = tmp_path / "conf-enabled"
     available.mkdir()
     enabled.mkdir()
     old = tmp_path / "old.conf"
     old.write_bytes(b"keep me\n")
-    transaction = FileTransaction()
+    transaction = FileTransaction(journal)
     transaction.write(str(available / "ocsp-stapling.conf"), b"SSLStaplingCache shmcb:/run/x(128000)\n")
     transaction.link(str(enabled / "ocsp-stapling.conf"), "../conf-available/ocsp-stapling.conf")
     transaction.remove(str(old))
@@ -110,7 +111,7 @@ def test_rollback_removes_created_files_and_links_and_brings_back_removed_ones(t
     assert old.read_bytes() == b"keep me\n"
 
 
-def test_apply_and_test_puts_everything_back_when_the_server_refuses(tmp_path):
+def test_apply_and_test_puts_everything_back_when_the_server_refuses(tmp_path, journal):
     site = tmp_path / "site.conf"
     site.write_bytes(b"original\n")
     cache = tmp_path / "cache.conf"
@@ -120,22 +121,22 @@ def test_apply_and_test_puts_everything_back_when_the_server_refuses(tmp_path):
         transaction.write(str(cache), b"new file\n")
 
     with pytest.raises(ChangeRefused, match="nginx -t failed after the edit, so every changed file was restored byte for byte") as refused:
-        apply_and_test(apply, lambda: (False, "emerg: unknown directive"), "nginx -t", writer=staging_writer(os.replace))
+        apply_and_test(apply, lambda: (False, "emerg: unknown directive"), "nginx -t", journal, writer=staging_writer(os.replace))
     assert refused.value.test_output == "emerg: unknown directive"
     assert refused.value.restored == [str(site), str(cache)]
     assert site.read_bytes() == b"original\n" and not cache.exists()
     assert os.listdir(tmp_path) == ["site.conf"]
 
 
-def test_apply_and_test_keeps_the_change_when_the_server_accepts_it(tmp_path):
+def test_apply_and_test_keeps_the_change_when_the_server_accepts_it(tmp_path, journal):
     site = tmp_path / "site.conf"
     site.write_bytes(b"original\n")
     site.chmod(0o640)
-    apply_and_test(lambda transaction: transaction.write(str(site), b"edited\n"), lambda: (True, ""), "nginx -t", writer=staging_writer(os.replace))
+    apply_and_test(lambda transaction: transaction.write(str(site), b"edited\n"), lambda: (True, ""), "nginx -t", journal, writer=staging_writer(os.replace))
     assert site.read_bytes() == b"edited\n"
 
 
-def test_a_failed_write_is_undone_and_named(tmp_path):
+def test_a_failed_write_is_undone_and_named(tmp_path, journal):
     site = tmp_path / "site.conf"
     site.write_bytes(b"original\n")
 
@@ -144,7 +145,7 @@ def test_a_failed_write_is_undone_and_named(tmp_path):
         transaction.write(str(tmp_path / "missing" / "x.conf"), b"cannot\n")
 
     with pytest.raises(ChangeRefused, match="could not change .*x.conf"):
-        apply_and_test(apply, lambda: (True, ""), "apachectl -t")
+        apply_and_test(apply, lambda: (True, ""), "apachectl -t", journal)
     assert site.read_bytes() == b"original\n"
 
 
