@@ -43,6 +43,7 @@ from ._configtext import (MARKER, MAX_NESTING, ConfigError, check_bom, collector
                           sorted_glob, unreadable_hint)
 from ._dialect import ConfigFile, Dialect, Loader, SplicePlan, by_name, chosen_sites, flag, include_paths, sites_at, walk
 from ._dialect import Directive as BaseDirective
+from ._dialect import Site as BaseSite
 
 _WAS = MARKER + ": was "
 _VAR = re.compile(r"\$\{([A-Za-z0-9_:.-]+)\}")
@@ -97,49 +98,34 @@ class Directive(BaseDirective):
 
 
 @dataclass(eq=False)
-class Site:
-    """One ``<VirtualHost>``; values are those in effect (the vhost's own, else the server's)."""
+class Site(BaseSite):
+    """One ``<VirtualHost>``; values are those in effect (the vhost's own, else the server's).
 
-    directive: Directive = field(repr=False)
-    path: str
-    line: int
-    index: int
+    ``certificates`` / ``keys`` are its SSLCertificateFile / SSLCertificateKeyFile paths, ``chain_file``
+    its SSLCertificateChainFile, ``stapling`` its SSLUseStapling; ``uses_variables`` is always false
+    (httpd expands ``${NAME}`` while reading, so a path names one file)."""
+
     server_name: str | None
     server_aliases: list
     addresses: list
     ports: list
-    tls: bool
-    ssl_certificate_file: list
-    ssl_certificate_key_file: list
-    ssl_certificate_chain_file: str | None
     ssl_ca_certificate_file: str | None
     ssl_ca_certificate_path: str | None
-    verifies_clients: bool
-    ssl_use_stapling: bool
 
     @property
     def server_names(self) -> list:
         return ([self.server_name] if self.server_name else []) + list(self.server_aliases)
 
-    @property
-    def certificates(self) -> list:
-        return self.ssl_certificate_file
+    def sockets(self) -> list:
+        # SSLEngine is per virtual host: every address of a TLS <VirtualHost> serves TLS.
+        return [dict(_socket(address), tls=self.tls, quic=False) for address in self.addresses]
 
-    def as_dict(self) -> dict:
+    def details(self) -> dict:
         return {
-            "path": self.path,
-            "line": self.line,
-            "index": self.index,
-            "server_names": self.server_names,
             "addresses": list(self.addresses),
             "ports": list(self.ports),
-            "tls": self.tls,
-            "ssl_certificate": list(self.ssl_certificate_file),
-            "ssl_certificate_key": list(self.ssl_certificate_key_file),
-            "ssl_certificate_chain_file": self.ssl_certificate_chain_file,
             "ssl_ca_certificate_file": self.ssl_ca_certificate_file,
-            "verifies_clients": self.verifies_clients,
-            "ssl_use_stapling": self.ssl_use_stapling,
+            "ssl_certificate_chain_file": self.chain_file,
         }
 
 
@@ -433,14 +419,18 @@ def _resolve(server_root: str, value: str) -> str:
     return os.path.normpath(os.path.join(server_root, value))
 
 
-def _port(address: str) -> int | None:
+def _socket(address: str) -> dict:
+    """Host and port of a <VirtualHost> address: ``*:443``, ``[::1]:8443``, ``_default_:443``, ``192.0.2.1``.
+    The port is None when none is written or it is ``*`` (any port)."""
+    host, port = address, ""
     if address.startswith("["):
         close = address.find("]")
-        rest = address[close + 1:] if close >= 0 else ""
-        text = rest[1:] if rest.startswith(":") else ""
-    else:
-        text = address.rsplit(":", 1)[1] if ":" in address else ""
-    return int(text) if text.isdigit() else None
+        if close >= 0:
+            host, rest = address[:close + 1], address[close + 1:]
+            port = rest[1:] if rest.startswith(":") else ""
+    elif ":" in address:
+        host, port = address.rsplit(":", 1)
+    return {"address": host, "port": int(port) if port.isdigit() else None}
 
 
 class ApacheConfig:
@@ -533,15 +523,16 @@ class ApacheConfig:
             server_name=names[-1].args[0] if names and names[-1].args else None,
             server_aliases=[name for directive in own.get("serveralias", []) for name in directive.args],
             addresses=list(vhost.args),
-            ports=[port for port in (_port(address) for address in vhost.args) if port is not None],
+            ports=[port for port in (_socket(address)["port"] for address in vhost.args) if port is not None],
             tls=flag(scopes, "sslengine"),
-            ssl_certificate_file=every("sslcertificatefile"),
-            ssl_certificate_key_file=every("sslcertificatekeyfile"),
-            ssl_certificate_chain_file=path_of("sslcertificatechainfile"),
+            certificates=every("sslcertificatefile"),
+            keys=every("sslcertificatekeyfile"),
+            chain_file=path_of("sslcertificatechainfile"),
+            stapling=flag(scopes, "sslusestapling"),
+            verifies_clients=verifies,
+            uses_variables=False,
             ssl_ca_certificate_file=path_of("sslcacertificatefile"),
             ssl_ca_certificate_path=path_of("sslcacertificatepath"),
-            verifies_clients=verifies,
-            ssl_use_stapling=flag(scopes, "sslusestapling"),
         )
 
     def resolve(self, value: str) -> str:
@@ -624,8 +615,8 @@ class _Plan(SplicePlan):
     def wanted(self, site: Site, chain: str) -> list:
         wanted = [("SSLUseStapling", ["on"]), ("SSLStaplingResponderTimeout", ["5"]), ("SSLStaplingReturnResponderErrors", ["off"])]
         if site.verifies_clients:
-            if site.ssl_certificate_chain_file:
-                source = "SSLCertificateChainFile %s" % site.ssl_certificate_chain_file
+            if site.chain_file:
+                source = "SSLCertificateChainFile %s" % site.chain_file
             elif site.ssl_ca_certificate_file:
                 source = "the existing SSLCACertificateFile %s" % site.ssl_ca_certificate_file
             else:

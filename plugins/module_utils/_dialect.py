@@ -58,6 +58,38 @@ class Directive:
 
 
 @dataclass(eq=False)
+class Site:
+    """One site of a server (an nginx ``server`` block, an Apache ``<VirtualHost>``), with the values
+    in effect there: what every dialect knows of a site, under one name each. A dialect adds its own
+    fields and says what ``server_names``, ``sockets()`` and ``details()`` are for it."""
+
+    directive: Directive = field(repr=False)
+    path: str
+    line: int
+    index: int
+    tls: bool
+    # Certificate and key paths in effect, resolved as the server reads them.
+    certificates: list
+    keys: list
+    # The chain file the site already names (nginx ssl_trusted_certificate, Apache SSLCertificateChainFile).
+    chain_file: str | None
+    # Stapling on in effect (nginx ssl_stapling, Apache SSLUseStapling).
+    stapling: bool
+    # The site asks clients for certificates: its trust set must not change.
+    verifies_clients: bool
+    # A certificate path holds variables that only the running server resolves: it names no single file.
+    uses_variables: bool
+
+    def sockets(self) -> list:
+        """[{address, port, tls, quic}] where the site accepts connections."""
+        raise NotImplementedError
+
+    def details(self) -> dict:
+        """What only this server knows of the site, for people and for server_info's ``details``."""
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
 class ConfigFile(LineIndex):
     """One configuration file as read: its exact text, its newline, its parsed directives and comments."""
 

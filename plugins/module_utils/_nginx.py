@@ -28,6 +28,7 @@ from ._configtext import (MARKER, MAX_NESTING, ConfigError, check_bom, collector
                           unreadable_hint)
 from ._dialect import ConfigFile, Dialect, Loader, SplicePlan, by_name, chain_of, chosen_sites, flag, include_paths, sites_at, walk
 from ._dialect import Directive as BaseDirective
+from ._dialect import Site as BaseSite
 
 # Starts with the space the editor writes before the comment, so that removing it restores
 # the line exactly.
@@ -130,45 +131,32 @@ class Listen:
 
 
 @dataclass(eq=False)
-class Site:
-    """One nginx `server` block of the `http` context; values are those in effect."""
+class Site(BaseSite):
+    """One nginx `server` block of the `http` context; values are those in effect.
 
-    directive: Directive = field(repr=False)
-    path: str
-    line: int
-    index: int
+    ``chain_file`` is its ``ssl_trusted_certificate``; ``stapling`` its ``ssl_stapling``."""
+
     server_names: list
     listens: list
-    tls: bool
-    ssl_certificate: list
-    ssl_certificate_key: list
-    ssl_trusted_certificate: str | None
-    ssl_stapling: bool
     ssl_stapling_verify: bool
     resolver: list | None
-    uses_variables: bool
     # Old-style `ssl on;` in effect: every socket of the site is TLS.
     ssl_on: bool = field(default=False, repr=False)
+    # The TCP sockets that are TLS in the whole configuration: nginx ORs the `ssl` flag of every
+    # listen on one address:port, so a plain `listen 443` serves TLS where another block says `ssl`.
+    tls_sockets: frozenset = field(default=frozenset(), repr=False)
 
-    @property
-    def certificates(self) -> list:
-        return self.ssl_certificate
+    def sockets(self) -> list:
+        return [{"address": listen.address, "port": listen.port, "quic": listen.quic,
+                 "tls": listen.ssl or listen.quic or self.ssl_on or listen.socket in self.tls_sockets}
+                for listen in self.listens]
 
-    def as_dict(self) -> dict:
+    def details(self) -> dict:
         return {
-            "path": self.path,
-            "line": self.line,
-            "index": self.index,
-            "server_names": list(self.server_names),
             "listens": [listen.as_dict() for listen in self.listens],
-            "tls": self.tls,
-            "ssl_certificate": list(self.ssl_certificate),
-            "ssl_certificate_key": list(self.ssl_certificate_key),
-            "ssl_trusted_certificate": self.ssl_trusted_certificate,
-            "ssl_stapling": self.ssl_stapling,
+            "ssl_trusted_certificate": self.chain_file,
             "ssl_stapling_verify": self.ssl_stapling_verify,
             "resolver": None if self.resolver is None else list(self.resolver),
-            "uses_variables": self.uses_variables,
         }
 
 
@@ -420,13 +408,15 @@ def _build_site(prefix: str, server: Directive, http_scope: dict, index: int) ->
         server_names=[name for directive in own.get("server_name", []) for name in directive.args],
         listens=listens,
         tls=ssl_on or any(listen.ssl or listen.quic for listen in listens),
-        ssl_certificate=[_resolve(prefix, path) for path in certificates],
-        ssl_certificate_key=[_resolve(prefix, path) for path in keys],
-        ssl_trusted_certificate=_resolve(prefix, trusted[-1].args[0]) if trusted and trusted[-1].args else None,
-        ssl_stapling=flag(scopes, "ssl_stapling"),
+        certificates=[_resolve(prefix, path) for path in certificates],
+        keys=[_resolve(prefix, path) for path in keys],
+        chain_file=_resolve(prefix, trusted[-1].args[0]) if trusted and trusted[-1].args else None,
+        stapling=flag(scopes, "ssl_stapling"),
         ssl_stapling_verify=flag(scopes, "ssl_stapling_verify"),
         resolver=list(resolver[-1].args) if resolver else None,
         uses_variables=any("$" in path for path in certificates),
+        # Allowed in http and server only (nginx refuses it twice in one context); values any case.
+        verifies_clients=flag(scopes, "ssl_verify_client", ("on", "optional", "optional_no_ca")),
         ssl_on=ssl_on,
     )
 
@@ -478,8 +468,9 @@ class NginxConfig:
                 for server in scope:
                     if server.name == "server" and server.block is not None:
                         sites.append(_build_site(self.prefix, server, http_scope, len(sites)))
-            sockets = _tls_sockets(sites)
+            sockets = frozenset(_tls_sockets(sites))
             for site in sites:
+                site.tls_sockets = sockets
                 if not site.tls:
                     site.tls = any(not listen.quic and listen.socket in sockets for listen in site.listens)
             self._sites = sites

@@ -338,7 +338,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
     parse_nginx_build,
     parse_nginx_version,
 )
-from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError, default_servers
+from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_bytes, read_text
 from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import safe_results
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import (MAX_PEM_BYTES, ChainError, bundle_certificates, site_certificates,
@@ -378,10 +378,7 @@ def nginx_facts(module: AnsibleModule, binary: str) -> dict:
     build = parse_nginx_build(err + out) if rc == 0 else parse_nginx_build("")
     conf_path = module.params["nginx_conf"] or build["conf_path"]
     config = NginxConfig.load(conf_path, reader=read_text)
-    # The keys of default_servers are the TLS sockets of the whole configuration: a plain `listen 443`
-    # serves TLS when another server block says `listen 443 ssl`, which its own site cannot tell.
-    tls_sockets = default_servers(config.sites())
-    sites = [site_record(site, "nginx", tls_sockets) for site in config.tls_sites()]
+    sites = [site_record(site, "nginx") for site in config.tls_sites()]
     return {
         "server": "nginx",
         "version": version,

@@ -23,6 +23,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._apache import (
     cache_text,
     plan_stapling,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils._sites import site_record
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "apache"
 
@@ -233,7 +234,7 @@ def test_names_and_sections_are_case_insensitive():
     config = one_file(vhost("  sslengine On\n  SSLCERTIFICATEFILE /etc/ssl/a.crt\n  sslusestapling ON\n", "<virtualHOST *:443>")[:-15]
                       + "</VIRTUALHOST>\n")
     site, = config.tls_sites()
-    assert site.ssl_certificate_file == ["/etc/ssl/a.crt"] and site.ssl_use_stapling
+    assert site.certificates == ["/etc/ssl/a.crt"] and site.stapling
     assert config.main.directives[0].name == "<virtualHOST"
 
 
@@ -323,8 +324,8 @@ def test_variables_from_define_and_env():
                 "  SSLCACertificateFile ${UNDEFINED}/x.pem\n"),
         env={"APACHE_KEYS": "/etc/ssl/private", "CERTS": "/not/used"})
     site, = config.tls_sites()
-    assert site.ssl_certificate_file == ["/etc/ssl/certs/a.crt"]
-    assert site.ssl_certificate_key_file == ["/etc/ssl/private/a.key"]
+    assert site.certificates == ["/etc/ssl/certs/a.crt"]
+    assert site.keys == ["/etc/ssl/private/a.key"]
     # Apache keeps an undefined variable as written (and warns).
     assert site.ssl_ca_certificate_file == "/etc/httpd/${UNDEFINED}/x.pem"
 
@@ -376,7 +377,7 @@ def test_server_root_directive_and_relative_paths():
     })
     config = host.load("/etc/x/conf/httpd.conf")
     assert config.server_root == "/etc/x"
-    assert config.tls_sites()[0].ssl_certificate_file == ["/etc/x/certs/a.crt"]
+    assert config.tls_sites()[0].certificates == ["/etc/x/certs/a.crt"]
 
 
 # --- Model -----------------------------------------------------------------------------------------
@@ -407,23 +408,27 @@ def test_debian_sites():
     assert [site.index for site in config.tls_sites()] == [1, 3, 4, 5]
 
 
-def test_site_details_as_dict():
+def test_site_record():
     dummy, config, dummy = load_tree("debian")
     example = config.sites()[3]
-    assert example.as_dict() == {
+    # What server_info returns for it: the one site record, Apache's own facts under details.
+    assert site_record(example, "apache") == {
+        "server": "apache",
         "path": DEBIAN + "/sites-available/example.com.conf",
         "line": 10,
         "index": 3,
         "server_names": ["example.com", "www.example.com"],
-        "addresses": ["*:443", "[2001:db8::1]:443"],
-        "ports": [443, 443],
-        "tls": True,
+        "sockets": [{"address": "*", "port": 443, "tls": True, "quic": False}, {"address": "[2001:db8::1]", "port": 443, "tls": True, "quic": False}],
         "ssl_certificate": ["/etc/letsencrypt/live/example.com/fullchain.pem"],
         "ssl_certificate_key": ["/etc/letsencrypt/live/example.com/privkey.pem"],
-        "ssl_certificate_chain_file": None,
-        "ssl_ca_certificate_file": None,
+        "chain_file": None,
+        "stapling": "off",
         "verifies_clients": False,
-        "ssl_use_stapling": False,
+        "uses_variables": False,
+        "outcome": None,
+        "reason": None,
+        "details": {"addresses": ["*:443", "[2001:db8::1]:443"], "ports": [443, 443], "ssl_certificate_chain_file": None,
+                    "ssl_ca_certificate_file": None},
     }
     api = config.sites()[4]
     assert api.verifies_clients and api.ssl_ca_certificate_file == "/etc/ssl/clients/ca.pem"
@@ -436,7 +441,7 @@ def test_rhel_sites_and_server_directives():
         ("app.example.com", True, False), ("partners.example.com", True, True), ("app.example.com", False, False), (None, True, False)]
     assert config.sites()[3].path == RHEL + "/conf.d/ssl.conf"
     partners = config.sites()[1]
-    assert partners.ssl_certificate_chain_file == "/etc/pki/tls/certs/partners.chain.pem"
+    assert partners.chain_file == "/etc/pki/tls/certs/partners.chain.pem"
     assert partners.ssl_ca_certificate_file == "/etc/httpd/conf/partners-ca.pem"
     assert [d.args for d in config.server_directives("SSLStaplingCache")] == [["shmcb:/run/httpd/ssl_stapling(32768)"]]
     assert [d.args[0] for d in config.server_directives("loadmodule")][-1] == "ssl_module"
@@ -447,8 +452,8 @@ def test_server_level_values_are_inherited_and_vhost_wins():
     config = one_file("SSLEngine on\nSSLUseStapling on\nSSLCertificateFile /s.crt\n"
                       + vhost("  ServerName a\n") + vhost("  ServerName b\n  SSLEngine off\n  SSLUseStapling off\n"))
     first, second = config.sites()
-    assert (first.tls, first.ssl_use_stapling, first.ssl_certificate_file) == (True, True, ["/s.crt"])
-    assert (second.tls, second.ssl_use_stapling) == (False, False)
+    assert (first.tls, first.stapling, first.certificates) == (True, True, ["/s.crt"])
+    assert (second.tls, second.stapling) == (False, False)
     assert config.tls_sites() == [first]
 
 
@@ -800,7 +805,7 @@ def test_parse_2000_vhosts_in_200_files():
     parsed = time.perf_counter()
     sites = config.tls_sites()
     modelled = time.perf_counter()
-    edits = plan(config, "/x.conf", {s.ssl_certificate_file[0]: "/etc/ssl/chain.pem" for s in sites})[0]
+    edits = plan(config, "/x.conf", {s.certificates[0]: "/etc/ssl/chain.pem" for s in sites})[0]
     edited = time.perf_counter()
     print("\napache: 2000 vhosts in 200 files (%d KiB): parse %.3fs, sites %.3fs, edits for all %.3fs" % (
         sum(len(text) for text in files.values()) // 1024, parsed - started, modelled - parsed, edited - modelled))

@@ -489,7 +489,7 @@ class NginxEditor(Editor):
     def stapled(self, root, config):
         wanted = chains(root)
         return {site.server_names[0] for site in config.tls_sites()
-                if site.ssl_stapling and site.ssl_stapling_verify and site.ssl_trusted_certificate in wanted.values() and site.resolver}
+                if site.stapling and site.ssl_stapling_verify and site.chain_file in wanted.values() and site.resolver}
 
     def server_test(self, root):
         return subprocess.run(["nginx", "-t", "-q", "-p", str(root / "temp") + "/", "-e", str(root / "logs" / "error.log"),
@@ -513,7 +513,7 @@ class ApacheEditor(Editor):
         wanted = chains(root)
         cache = bool(config.server_directives("SSLStaplingCache"))
         return {site.server_name for site in config.tls_sites()
-                if cache and site.ssl_use_stapling and site.ssl_ca_certificate_file in wanted.values()}
+                if cache and site.stapling and site.ssl_ca_certificate_file in wanted.values()}
 
     def server_test(self, root):
         return subprocess.run(["apache2", "-t", "-d", str(root), "-f", str(root / self.main)], capture_output=True, text=True, check=False)

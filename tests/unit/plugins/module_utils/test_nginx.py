@@ -25,6 +25,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import (
     default_servers,
     plan_stapling,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils._sites import site_record
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "nginx"
 
@@ -296,8 +297,8 @@ def test_file_included_twice_is_loaded_once_and_seen_in_each_context():
     config = host.load("/n/nginx.conf")
     assert list(config.files) == ["/n/nginx.conf", "/n/tls.conf"]
     first, second = config.sites()
-    assert first.ssl_certificate == second.ssl_certificate == ["/c/a.pem"]
-    assert first.ssl_stapling and second.ssl_stapling
+    assert first.certificates == second.certificates == ["/c/a.pem"]
+    assert first.stapling and second.stapling
     includes = [server.block[1] for server in (first.directive, second.directive)]
     assert includes[0].included[0] is not includes[1].included[0]
     assert [include.included[0].parent for include in includes] == [first.directive, second.directive]
@@ -379,28 +380,26 @@ def test_debian_sites():
 def test_site_details():
     sites = debian().load().sites()
     catchall, legacy, quic, dummy, shop, admin, static, dummy, dummy, example = sites
-    assert catchall.ssl_certificate == ["/etc/ssl/certs/ssl-cert-snakeoil.pem"]
-    assert catchall.ssl_certificate_key == ["/etc/ssl/private/ssl-cert-snakeoil.key"]
+    assert catchall.certificates == ["/etc/ssl/certs/ssl-cert-snakeoil.pem"]
+    assert catchall.keys == ["/etc/ssl/private/ssl-cert-snakeoil.key"]
     assert legacy.ssl_on and legacy.listens == [Listen("*", 443, False, False, "443")]
     assert quic.listens == [Listen("*", 443, False, False, "443 quic reuseport", quic=True), Listen("*", 443, True, False, "443 ssl")]
-    assert shop.ssl_certificate == ["/etc/ssl/shop/rsa.crt", "/etc/ssl/shop/ecdsa.crt"]
-    assert shop.ssl_certificate_key == ["/etc/ssl/shop/rsa.key", "/etc/ssl/shop/ecdsa.key"]
-    assert (shop.ssl_stapling, shop.ssl_trusted_certificate, shop.resolver) == (False, "/etc/ssl/shop/old chain.pem", None)
-    assert (admin.ssl_certificate, admin.uses_variables, shop.uses_variables) == (["$ssl_server_name.crt"], True, False)
+    assert shop.certificates == ["/etc/ssl/shop/rsa.crt", "/etc/ssl/shop/ecdsa.crt"]
+    assert shop.keys == ["/etc/ssl/shop/rsa.key", "/etc/ssl/shop/ecdsa.key"]
+    assert (shop.stapling, shop.chain_file, shop.resolver) == (False, "/etc/ssl/shop/old chain.pem", None)
+    assert (admin.certificates, admin.uses_variables, shop.uses_variables) == (["$ssl_server_name.crt"], True, False)
     assert static.listens == [Listen("*", 8443, True, False, "8443 ssl")]
     assert example.listens == [
         Listen("*", 443, True, True, "443 ssl http2 default_server"),
         Listen("[::]", 443, True, True, "[::]:443 ssl http2 default_server ipv6only=on"),
     ]
     assert example.resolver == ["10.0.0.53", "[fd00::53]", "valid=300s"]
-    as_dict = example.as_dict()
-    assert json.loads(json.dumps(as_dict)) == as_dict
-    assert sorted(as_dict) == sorted([
-        "path", "line", "index", "server_names", "listens", "tls", "ssl_certificate", "ssl_certificate_key",
-        "ssl_trusted_certificate", "ssl_stapling", "ssl_stapling_verify", "resolver", "uses_variables",
-    ])
-    assert as_dict["listens"][1] == {"address": "[::]", "port": 443, "ssl": True, "default_server": True, "quic": False,
-                                     "raw": "[::]:443 ssl http2 default_server ipv6only=on"}
+    # What server_info returns for it: the one site record, nginx's own facts under details.
+    record = site_record(example, "nginx")
+    assert json.loads(json.dumps(record)) == record
+    assert sorted(record["details"]) == sorted(["listens", "ssl_trusted_certificate", "ssl_stapling_verify", "resolver"])
+    assert record["details"]["listens"][1] == {"address": "[::]", "port": 443, "ssl": True, "default_server": True, "quic": False,
+                                               "raw": "[::]:443 ssl http2 default_server ipv6only=on"}
 
 
 @pytest.mark.parametrize(
@@ -451,18 +450,18 @@ def test_only_http_servers_are_sites():
 
 def test_values_inherited_from_http():
     app, finished, plain, tls = rhel().load().sites()
-    assert (app.resolver, app.ssl_stapling, app.ssl_stapling_verify) == (["127.0.0.1", "valid=30s", "ipv6=off"], True, False)
-    assert (finished.ssl_stapling_verify, finished.ssl_trusted_certificate) == (True, "/etc/pki/tls/certs/done.example.com.chain.pem")
-    assert (plain.tls, tls.tls, tls.ssl_certificate) == (False, True, ["/etc/pki/nginx/server.crt"])
+    assert (app.resolver, app.stapling, app.ssl_stapling_verify) == (["127.0.0.1", "valid=30s", "ipv6=off"], True, False)
+    assert (finished.ssl_stapling_verify, finished.chain_file) == (True, "/etc/pki/tls/certs/done.example.com.chain.pem")
+    assert (plain.tls, tls.tls, tls.certificates) == (False, True, ["/etc/pki/nginx/server.crt"])
     one, two = done().load().sites()
-    assert one.ssl_trusted_certificate == two.ssl_trusted_certificate == "/etc/ssl/chain.pem"
-    assert one.ssl_stapling and two.ssl_stapling and one.ssl_stapling_verify
+    assert one.chain_file == two.chain_file == "/etc/ssl/chain.pem"
+    assert one.stapling and two.stapling and one.ssl_stapling_verify
     assert one.resolver == ["192.0.2.53"]
 
 
 def test_certificate_inherited_from_http_and_relative_to_the_prefix():
     site = one_file("http {\n ssl_certificate certs/all.pem;\n server { listen 443 ssl; }\n}\n").sites()[0]
-    assert site.ssl_certificate == [ETC + "/certs/all.pem"]
+    assert site.certificates == [ETC + "/certs/all.pem"]
 
 
 def test_plain_listen_on_a_tls_socket_is_tls():
@@ -540,7 +539,7 @@ def test_each_corpus_file_round_trips_on_its_own():
         config = host.load()
         for path in original:
             sites = [site for site in config.tls_sites() if site.path == path]
-            chains = {cert: "/chains/%d.pem" % site.index for site in sites for cert in site.ssl_certificate}
+            chains = {cert: "/chains/%d.pem" % site.index for site in sites for cert in site.certificates}
             edited = stapling_edits(config, chains, resolver=RESOLVER, include_default_servers=False)
             assert set(edited) <= {path}
             host.files.update(edited)
@@ -651,7 +650,7 @@ def test_new_values_are_quoted_only_when_needed():
     edits = stapling_edits(one_file(text), {"/c/a.pem": '/c/my "chain" $1;.pem'})
     assert '  ssl_trusted_certificate "/c/my \\"chain\\" $1;.pem"; # ocsp.stapling\n' in edits[ETC + "/nginx.conf"]
     host = FakeHost({ETC + "/nginx.conf": edits[ETC + "/nginx.conf"]})
-    assert host.load().sites()[0].ssl_trusted_certificate == '/c/my "chain" $1;.pem'
+    assert host.load().sites()[0].chain_file == '/c/my "chain" $1;.pem'
 
 
 def test_crlf_file_gets_crlf_lines_and_keeps_the_others():
@@ -868,7 +867,7 @@ def test_parse_2000_servers_in_200_files():
     parsed = time.perf_counter()
     sites = config.tls_sites()
     modelled = time.perf_counter()
-    edits = stapling_edits(config, {site.ssl_certificate[0]: "/etc/ssl/chain.pem" for site in sites})
+    edits = stapling_edits(config, {site.certificates[0]: "/etc/ssl/chain.pem" for site in sites})
     edited = time.perf_counter()
     print("\nnginx: 2000 servers in 200 files (%d KiB): parse %.3fs, sites %.3fs, edits for all %.3fs" % (
         sum(len(text) for text in files.values()) // 1024, parsed - started, modelled - parsed, edited - modelled))

@@ -11,7 +11,7 @@ import posixpath
 import pytest
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheConfig
-from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, default_servers
+from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig
 from ansible_collections.ocsp.stapling.plugins.module_utils._sites import site_record
 from ansible_collections.ocsp.stapling.plugins.module_utils._verify import site_targets
 
@@ -44,8 +44,7 @@ def nginx_records(files: dict) -> list:
     """server_info's nginx sites, as it builds them."""
     host = Files(files)
     config = NginxConfig.load("/etc/nginx/nginx.conf", reader=host.read, globber=host.glob, realpath=host.realpath)
-    tls_sockets = default_servers(config.sites())
-    return [site_record(site, "nginx", tls_sockets) for site in config.tls_sites()]
+    return [site_record(site, "nginx") for site in config.tls_sites()]
 
 
 def apache_records(files: dict) -> list:
