@@ -14,7 +14,10 @@ controller parses and judges what it receives with ``cryptography`` (``_chain``)
 from __future__ import annotations
 
 import base64
+import os
 import re
+
+from ._configtext import read_bytes
 
 # One BEGIN or END line of a PEM text. Only the markers matter: bundles carry comments between blocks.
 _PEM_MARKER = re.compile(r"-----(BEGIN|END) ([^-\r\n]*)-----")
@@ -296,3 +299,46 @@ def bundle_certificates(bundles: list, wanted: set) -> list:
         index, number, block = candidates[position][:3]
         entries[index]["blocks"].append([number, block])
     return entries
+
+
+def _read_pem(path: str, kind: str) -> str:
+    # A regular file of at most MAX_PEM_BYTES only: a FIFO hung the run and a 2 GiB file filled the host's memory.
+    # PEM is ASCII; a stray byte elsewhere in the file must not stop the reading (it never leaves the host).
+    return read_bytes(path, MAX_PEM_BYTES, kind).decode("utf-8", errors="replace")
+
+
+def read_site_certificates(sites: list, ca_bundles: list) -> dict:
+    """The certificate files of server_info's site records and the useful part of the CA bundles, as the preflight filter takes them."""
+    paths = []
+    for site in sites:
+        # A path with variables names no single file; the roles leave such sites alone too.
+        if site.get("uses_variables"):
+            continue
+        paths.extend(path for path in site["ssl_certificate"] if path not in paths)
+    certificates = {}
+    for path in paths:
+        try:
+            certificates[path] = site_certificates(_read_pem(path, "certificate file"), path)
+        except OSError as exc:
+            message = "cannot read %s (%s): check the file that ssl_certificate / SSLCertificateFile names" % (path, exc.strerror or exc)
+            certificates[path] = {"source": path, "error": message}
+    # The chain a site already names (Apache's SSLCertificateChainFile, nginx's ssl_trusted_certificate) is
+    # where its owner put the intermediates when the certificate file holds the leaf alone: searched first.
+    chain_sources = []
+    for site in sites:
+        if site.get("uses_variables"):
+            continue
+        path = site.get("chain_file")
+        if path and path not in chain_sources and path not in ca_bundles:
+            chain_sources.append(path)
+    bundles = []
+    for path in chain_sources + list(ca_bundles):
+        if not os.path.exists(path):
+            continue
+        try:
+            bundles.append((_read_pem(path, "CA bundle"), path))
+        except OSError as exc:
+            bundles.append((ChainError("cannot read the CA bundle %s (%s): check the chain file the sites name (SSLCertificateChainFile / "
+                                       "ssl_trusted_certificate) or the ca_bundles option" % (path, exc.strerror or exc)), path))
+    entries = bundle_certificates(bundles, wanted_issuers(list(certificates.values())))
+    return {"certificates": certificates, "bundles": entries}

@@ -15,6 +15,7 @@ bundle of every family; server_info skips the files that do not exist.
 
 from __future__ import annotations
 
+import os
 import posixpath
 
 # Family -> the PEM bundle of the trusted CAs that its ca-certificates package builds.
@@ -50,8 +51,7 @@ APACHE_LAYOUTS = {
         # RHEL loads modules from conf.modules.d; a missing socache_shmcb makes httpd -t fail, and the run is undone.
         "shmcb_link": None,
     },
-    # /etc/apache2 with conf.d and no run folder of its own. Chosen only once server_info reports
-    # "suse": today it calls such a tree "rhel" (it has conf.d) and the RHEL run folder /run/httpd is used.
+    # openSUSE / SLES: /etc/apache2 with conf.d, vhosts.d and sysconfig.d, and no run folder of its own.
     "suse": {
         "cache_dir": "conf.d",
         "cache_link_dir": None,
@@ -71,6 +71,21 @@ APACHE_LAYOUTS = {
 
 class PlatformError(ValueError):
     """A layout or ServerRoot that the tables cannot describe."""
+
+
+def apache_layout_name(server_root: str, isdir=os.path.isdir) -> str:
+    """Which row of APACHE_LAYOUTS the Apache tree at ``server_root`` is, by the folders each family's package makes."""
+    def has(*names) -> bool:
+        return all(isdir(os.path.join(server_root, name)) for name in names)
+
+    if has("conf-available", "mods-available"):
+        return "debian"
+    # SUSE's tree has conf.d too, so it is told apart first, by the folders only it has.
+    if has("conf.d", "vhosts.d", "sysconfig.d"):
+        return "suse"
+    if has("conf.d"):
+        return "rhel"
+    return "plain"
 
 
 def ca_bundles() -> list:

@@ -166,7 +166,7 @@ server_root:
   type: str
   sample: /etc/apache2
 layout:
-  description: Apache's layout, V(debian) (conf-available, mods-available), V(rhel) (conf.d) or V(plain).
+  description: Apache's layout, V(debian) (conf-available, mods-available), V(suse) (conf.d, vhosts.d, sysconfig.d), V(rhel) (conf.d) or V(plain).
   returned: when RV(server) is apache
   type: str
 env:
@@ -339,10 +339,10 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
     parse_nginx_version,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError
-from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_bytes, read_text
+from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text
 from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import safe_results
-from ansible_collections.ocsp.stapling.plugins.module_utils._pem import (MAX_PEM_BYTES, ChainError, bundle_certificates, site_certificates,
-                                                                         wanted_issuers)
+from ansible_collections.ocsp.stapling.plugins.module_utils._pem import read_site_certificates
+from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import apache_layout_name
 from ansible_collections.ocsp.stapling.plugins.module_utils._sites import site_record
 
 
@@ -415,12 +415,7 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
     # A ServerRoot directive in the configuration wins over the compiled-in one, as in Apache itself;
     # everything written later (the stapling cache file, the a2enconf-style links) goes under it.
     server_root = config.server_root
-    if os.path.isdir(os.path.join(server_root, "conf-available")) and os.path.isdir(os.path.join(server_root, "mods-available")):
-        layout = "debian"
-    elif os.path.isdir(os.path.join(server_root, "conf.d")):
-        layout = "rhel"
-    else:
-        layout = "plain"
+    layout = apache_layout_name(server_root)
     return {
         "server": "apache",
         "version": version,
@@ -437,49 +432,6 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
         "site_count": len(config.sites()),
         "sites": named_sites([site_record(site, "apache") for site in config.tls_sites()], module.params["server_names"]),
     }
-
-
-def _read_pem(path: str, kind: str) -> str:
-    # A regular file of at most MAX_PEM_BYTES only: a FIFO hung the run and a 2 GiB file filled the host's memory.
-    # PEM is ASCII; a stray byte elsewhere in the file must not stop the reading (it never leaves the host).
-    return read_bytes(path, MAX_PEM_BYTES, kind).decode("utf-8", errors="replace")
-
-
-def read_certificates(sites: list, ca_bundles: list) -> dict:
-    """The site certificate files and the useful part of the CA bundles, as the preflight filter takes them."""
-    paths = []
-    for site in sites:
-        # A path with variables names no single file; the roles leave such sites alone too.
-        if site.get("uses_variables"):
-            continue
-        paths.extend(path for path in site["ssl_certificate"] if path not in paths)
-    certificates = {}
-    for path in paths:
-        try:
-            certificates[path] = site_certificates(_read_pem(path, "certificate file"), path)
-        except OSError as exc:
-            message = "cannot read %s (%s): check the file that ssl_certificate / SSLCertificateFile names" % (path, exc.strerror or exc)
-            certificates[path] = {"source": path, "error": message}
-    # The chain a site already names (Apache's SSLCertificateChainFile, nginx's ssl_trusted_certificate) is
-    # where its owner put the intermediates when the certificate file holds the leaf alone: searched first.
-    chain_sources = []
-    for site in sites:
-        if site.get("uses_variables"):
-            continue
-        path = site.get("chain_file")
-        if path and path not in chain_sources and path not in ca_bundles:
-            chain_sources.append(path)
-    bundles = []
-    for path in chain_sources + list(ca_bundles):
-        if not os.path.exists(path):
-            continue
-        try:
-            bundles.append((_read_pem(path, "CA bundle"), path))
-        except OSError as exc:
-            bundles.append((ChainError("cannot read the CA bundle %s (%s): check the chain file the sites name (SSLCertificateChainFile / "
-                                       "ssl_trusted_certificate) or the ca_bundles option" % (path, exc.strerror or exc)), path))
-    entries = bundle_certificates(bundles, wanted_issuers(list(certificates.values())))
-    return {"certificates": certificates, "bundles": entries}
 
 
 def main() -> None:
@@ -515,7 +467,7 @@ def main() -> None:
     except OSError as exc:
         module.fail_json(msg="cannot read the %s configuration: %s" % (server, exc))
     if module.params["read_certificates"]:
-        facts.update(read_certificates(facts["sites"], module.params["ca_bundles"]))
+        facts.update(read_site_certificates(facts["sites"], module.params["ca_bundles"]))
     module.exit_json(changed=False, found=found, **facts)
 
 

@@ -9,7 +9,7 @@ from ansible.errors import AnsibleFilterError
 from bench.pki import Pki
 
 from ansible_collections.ocsp.stapling.plugins.filter.preflight import FilterModule, chain_file_name, chain_file_path, preflight
-from ansible_collections.ocsp.stapling.plugins.modules.server_info import read_certificates
+from ansible_collections.ocsp.stapling.plugins.module_utils._pem import read_site_certificates
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_server_info_entries_are_taken_as_they_are(pki, tmp_path):
     leaf = pki.leaf("good.test")
     site = tmp_path / "site.pem"
     site.write_text(leaf.cert_path.read_text() + leaf.key_path.read_text())
-    found = read_certificates([{"ssl_certificate": [str(leaf.fullchain_path), str(site)]}], [str(pki.root_cert_path)])
+    found = read_site_certificates([{"ssl_certificate": [str(leaf.fullchain_path), str(site)]}], [str(pki.root_cert_path)])
 
     good = preflight(found["certificates"][str(leaf.fullchain_path)], candidates=found["bundles"])
     refused = preflight(found["certificates"][str(site)], candidates=found["bundles"])
@@ -79,14 +79,14 @@ def test_a_leaf_alone_gets_its_chain_from_the_chain_file_the_site_names(pki):
     """Apache's SSLCertificateChainFile (and nginx's ssl_trusted_certificate) hold the intermediates then."""
     leaf = pki.leaf("good.test")
     apache = {"ssl_certificate": [str(leaf.cert_path)], "chain_file": str(pki.chain_path)}
-    alone = read_certificates([dict(apache, chain_file=None)], [str(pki.root_cert_path)])
-    found = read_certificates([apache], [str(pki.root_cert_path)])
+    alone = read_site_certificates([dict(apache, chain_file=None)], [str(pki.root_cert_path)])
+    found = read_site_certificates([apache], [str(pki.root_cert_path)])
 
     assert preflight(alone["certificates"][str(leaf.cert_path)], candidates=alone["bundles"])["status"] == "not_applicable"
     verdict = preflight(found["certificates"][str(leaf.cert_path)], candidates=found["bundles"])
     assert verdict["status"] == "eligible", verdict["reason"]
     assert [entry["source"] for entry in found["bundles"]] == [str(pki.chain_path), str(pki.root_cert_path)]
-    nginx = read_certificates([{"ssl_certificate": [str(leaf.cert_path)], "chain_file": str(pki.chain_path)}], [])
+    nginx = read_site_certificates([{"ssl_certificate": [str(leaf.cert_path)], "chain_file": str(pki.chain_path)}], [])
     assert preflight(nginx["certificates"][str(leaf.cert_path)], candidates=nginx["bundles"])["status"] == "eligible"
 
 

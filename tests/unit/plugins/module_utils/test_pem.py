@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import _pem
 from ansible_collections.ocsp.stapling.plugins.module_utils._chain import preflight
-from ansible_collections.ocsp.stapling.plugins.modules.server_info import read_certificates
+from ansible_collections.ocsp.stapling.plugins.module_utils._pem import read_site_certificates
 
 URL = "http://127.0.0.1:9/"
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -334,7 +334,7 @@ def test_server_info_reads_each_certificate_once_and_skips_missing_bundles(pki, 
         {"ssl_certificate": ["/etc/ssl/$host.pem"], "uses_variables": True},
     ]
 
-    found = read_certificates(sites, [str(tmp_path / "nonexistent.pem"), str(pki.root_cert_path)])
+    found = read_site_certificates(sites, [str(tmp_path / "nonexistent.pem"), str(pki.root_cert_path)])
 
     assert list(found["certificates"]) == [str(leaf.fullchain_path), str(both), str(tmp_path / "gone.pem")]
     assert [number for number, _block in found["certificates"][str(leaf.fullchain_path)]["blocks"]] == [1, 2]
@@ -357,7 +357,7 @@ def test_server_info_refuses_what_is_no_certificate_file_promptly_and_reads_the_
     found = {}
 
     def read():
-        found.update(read_certificates(sites, [str(bundle_fifo), str(pki.root_cert_path)]))
+        found.update(read_site_certificates(sites, [str(bundle_fifo), str(pki.root_cert_path)]))
 
     tracemalloc.start()
     try:

@@ -12,6 +12,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import (
     CA_BUNDLES,
     PlatformError,
     apache_layout,
+    apache_layout_name,
     ca_bundles,
 )
 
@@ -96,3 +97,15 @@ def test_the_role_defaults_read_the_ca_bundles_lookup():
     for role in ("nginx", "apache"):
         defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text(encoding="utf-8"))
         assert defaults["%s_stapling_ca_bundles" % role] == "{{ query('ocsp.stapling.ca_bundles') }}"
+
+
+@pytest.mark.parametrize("folders, layout", [
+    ({"conf-available", "mods-available", "conf.d"}, "debian"),
+    ({"conf.d", "vhosts.d", "sysconfig.d"}, "suse"),
+    ({"conf.d", "conf.modules.d"}, "rhel"),
+    ({"conf.d", "vhosts.d"}, "rhel"),
+    ({"conf", "extra"}, "plain"),
+])
+def test_the_layout_is_told_by_the_folders_each_family_makes(folders, layout):
+    root = "/etc/apache2"
+    assert apache_layout_name(root, isdir=lambda path: path.rsplit("/", 1)[1] in folders) == layout
