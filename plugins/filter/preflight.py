@@ -22,7 +22,7 @@ def _pem_text(item, default_source: str) -> tuple:
         # server_info read the file on the host and sent its certificate blocks, or why it could not.
         source = item.get("source") or default_source
         if item.get("error") is not None:
-            return _chain.ChainError(str(item["error"])), source
+            return _chain.CertificateFileError(str(item["error"])), source
         try:
             blocks = [(int(number), str(block)) for number, block in item["blocks"]]
         except (TypeError, ValueError):
@@ -59,14 +59,14 @@ def preflight(data, source=None, candidates=None, min_days=0):
 def chain_file_name(path):
     try:
         return _chain.chain_file_name(path)
-    except _chain.ChainError as exc:
+    except _chain.CertificateFileError as exc:
         raise AnsibleFilterError("ocsp.stapling.chain_file_name: %s" % exc) from None
 
 
 def chain_file_path(path, chain_dir):
     try:
         return _chain.chain_file_path(path, chain_dir)
-    except _chain.ChainError as exc:
+    except _chain.CertificateFileError as exc:
         raise AnsibleFilterError("ocsp.stapling.chain_file_path: %s" % exc) from None
 
 

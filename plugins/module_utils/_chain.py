@@ -16,7 +16,7 @@ import posixpath
 import re
 
 from ._crypto import serialization, x509
-from ._pem import ChainError, pem_blocks, unparsable_block
+from ._pem import CertificateFileError, pem_blocks, unparsable_block
 from ._ocsp import (
     UTC,
     find_issuer,
@@ -46,11 +46,11 @@ def read_pem_certificates(content, source: str) -> list:
     """Every certificate of a PEM text, in order; text between the blocks is ignored.
 
     ``content`` is PEM text, or what ``server_info`` read on the host: a list of (block number,
-    block text) pairs, or the ChainError it met. Refuses the whole text when it holds a private key
+    block text) pairs, or the CertificateFileError it met. Refuses the whole text when it holds a private key
     or any other kind of PEM block, or a block that does not parse. Messages name ``source`` and the
     block number (counted from 1), never the content of a block.
     """
-    if isinstance(content, ChainError):
+    if isinstance(content, CertificateFileError):
         raise content
     blocks = pem_blocks(content, source) if isinstance(content, str) else content
     certificates = []
@@ -60,7 +60,7 @@ def read_pem_certificates(content, source: str) -> list:
             # cryptography parses extensions on first use: parse them now, while the block number is known.
             len(certificate.extensions)
         except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
-            raise ChainError(unparsable_block(source, number)) from None
+            raise CertificateFileError(unparsable_block(source, number)) from None
         certificates.append(certificate)
     return certificates
 
@@ -161,16 +161,16 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
     try:
         certificates = read_pem_certificates(cert_pem, cert_source)
         if not certificates:
-            raise ChainError("%s holds no PEM certificate: give the file that the server's ssl_certificate / SSLCertificateFile "
+            raise CertificateFileError("%s holds no PEM certificate: give the file that the server's ssl_certificate / SSLCertificateFile "
                              "names (a DER file must be converted first: openssl x509 -inform DER -in FILE)" % cert_source)
         # A self-signed certificate made with `openssl req -x509` is a CA too, yet served as a site's own.
         if _is_ca(certificates[0]) and not _is_self_signed(certificates[0]):
-            raise ChainError("%s: the first certificate is the CA %r, not the site's: put the site certificate first, then its "
+            raise CertificateFileError("%s: the first certificate is the CA %r, not the site's: put the site certificate first, then its "
                              "intermediates" % (cert_source, short_name(certificates[0].subject)))
         candidates = certificates[1:]
         for text, source in candidate_pems:
             candidates.extend(read_pem_certificates(text, source))
-    except ChainError as exc:
+    except CertificateFileError as exc:
         result["reason"] = str(exc)
         return result
 
@@ -243,13 +243,13 @@ def chain_file_name(cert_path: str) -> str:
     and is never longer than 87 characters.
     """
     if not isinstance(cert_path, str) or not posixpath.isabs(cert_path):
-        raise ChainError("certificate path %r is not absolute: resolve it against the server's prefix or ServerRoot first" % (
+        raise CertificateFileError("certificate path %r is not absolute: resolve it against the server's prefix or ServerRoot first" % (
             cert_path,))
     # One spelling per file: POSIX keeps a leading "//", normpath everything else.
     path = posixpath.normpath("/" + cert_path.lstrip("/"))
     readable = re.sub(r"[^A-Za-z0-9.-]+", "_", path[1:])[-_READABLE_CHARS:].lstrip("._-")
     if not readable:
-        raise ChainError("certificate path %r names no file: give the path of the certificate file itself" % (cert_path,))
+        raise CertificateFileError("certificate path %r names no file: give the path of the certificate file itself" % (cert_path,))
     digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:_HASH_CHARS]
     return "%s.%s.chain.pem" % (readable, digest)
 
@@ -262,6 +262,6 @@ def chain_file_path(cert_path: str, chain_dir: str) -> str:
     happens to run, so it is refused.
     """
     if not isinstance(chain_dir, str) or not posixpath.isabs(chain_dir):
-        raise ChainError("chain folder %r is not absolute: give the full path of the folder for the chain files "
+        raise CertificateFileError("chain folder %r is not absolute: give the full path of the folder for the chain files "
                          "(nginx_stapling_chain_dir, apache_stapling_chain_dir or preflight_chain_dir)" % (chain_dir,))
     return posixpath.join(chain_dir, chain_file_name(cert_path))

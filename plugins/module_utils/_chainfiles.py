@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import posixpath
 
-from ._pem import ChainError, pem_blocks
+from ._pem import CertificateFileError, pem_blocks
 from ._trust import UntrustedPath, check_state_file, open_state_file, walk_folder
 
 CHAIN_FILE_MODE = 0o644
@@ -25,7 +25,7 @@ CHAIN_ADVICE = ("chain files must live in a folder that only root can write: fix
 
 
 def trusted_chain_path(path: str) -> None:
-    """Refuse a chain path that another local user could have planted or can still change (ChainError says which part).
+    """Refuse a chain path that another local user could have planted or can still change (CertificateFileError says which part).
 
     A run as root overwrites and removes the file at that path, and shows its content in a diff: in
     a folder someone else can write, a symlink planted there would have it overwrite, show or remove
@@ -36,7 +36,7 @@ def trusted_chain_path(path: str) -> None:
         walk_folder(os.path.dirname(path), "the chain folder", CHAIN_ADVICE)
         check_state_file(path, "the chain file", CHAIN_ADVICE)
     except UntrustedPath as exc:
-        raise ChainError(str(exc)) from None
+        raise CertificateFileError(str(exc)) from None
 
 
 def _current(path: str) -> tuple:
@@ -46,7 +46,7 @@ def _current(path: str) -> tuple:
     except FileNotFoundError:
         return None, None
     except UntrustedPath as exc:
-        raise ChainError(str(exc)) from None
+        raise CertificateFileError(str(exc)) from None
     with os.fdopen(handle, "rb") as stream:
         data = stream.read(MAX_CHAIN_FILE_BYTES + 1)
         return data, os.fstat(stream.fileno()).st_mode & 0o7777
@@ -63,14 +63,14 @@ def plan_chain_files(chain_files: dict, state: str = "present") -> dict:
     changes = {}
     for path, text in sorted(chain_files.items()):
         if not isinstance(path, str) or not posixpath.isabs(path) or posixpath.normpath(path) != path:
-            raise ChainError("chain file path %r is not absolute and normal (no .., no double slashes): give the full path" % (path,))
+            raise CertificateFileError("chain file path %r is not absolute and normal (no .., no double slashes): give the full path" % (path,))
         trusted_chain_path(path)
         if state == "absent":
             if os.path.lexists(path):
                 changes[path] = None
             continue
         if not isinstance(text, str) or not pem_blocks(text, path):
-            raise ChainError("%s: the chain file content holds no PEM certificate: give the chain_pem of the preflight" % path)
+            raise CertificateFileError("%s: the chain file content holds no PEM certificate: give the chain_pem of the preflight" % path)
         data = text.encode("utf-8")
         current, mode = _current(path)
         if current != data or mode != CHAIN_FILE_MODE:

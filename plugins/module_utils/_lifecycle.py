@@ -20,7 +20,7 @@ from typing import Callable
 
 from ._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
 from ._configtext import ConfigError, text_bytes
-from ._pem import ChainError
+from ._pem import CertificateFileError
 from ._txn import ChangeRefused, RecoveringLock, TransactionError, apply_and_test
 
 
@@ -105,6 +105,6 @@ def run_edit(dialect, state: str, chains: dict, chain_files: dict, transaction: 
             apply_and_test(apply, transaction.test, transaction.test_name, writer=transaction.writer, journal=journal)
     except ChangeRefused as exc:
         raise EditFailed(exc, dict(result, restored=exc.restored, test_output=exc.test_output)) from None
-    except (ConfigError, TransactionError, ChainError) as exc:
+    except (ConfigError, TransactionError, CertificateFileError) as exc:
         raise EditFailed(exc, dict(recovered=session.recovered) if session.recovered else {}) from None
     return result

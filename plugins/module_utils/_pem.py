@@ -34,8 +34,9 @@ MAX_PEM_BYTES = 16 * 1024 * 1024
 _PEM_COLUMNS = 64
 
 
-class ChainError(Exception):
-    """A certificate file or bundle that cannot be used; the message names it and says what to do."""
+class CertificateFileError(Exception):
+    """A certificate file that cannot be used - a site's certificate, a CA bundle, a chain file or its path;
+    the message names it and says what to do."""
 
 
 def _shown(label: str) -> str:
@@ -61,7 +62,7 @@ def pem_blocks(text: str, source: str) -> list:
     begins = [marker.group(2) for marker in markers if marker.group(1) == "BEGIN"]
     for number, label in enumerate(begins, 1):
         if "PRIVATE KEY" in label:
-            raise ChainError(
+            raise CertificateFileError(
                 "%s: PEM block %d is a private key (%s): a private key must never go into a chain file or a CA bundle, so "
                 "nothing of this file is used. Keep the key in a file of its own (ssl_certificate_key / SSLCertificateKeyFile) "
                 "and give only certificates here" % (source, number, _shown(label)))
@@ -73,21 +74,21 @@ def pem_blocks(text: str, source: str) -> list:
         kind, label = marker.groups()
         if kind == "BEGIN":
             if begin is not None:
-                raise ChainError("%s: PEM block %d (%s) has no END line before the next BEGIN line: the file is cut or two blocks "
+                raise CertificateFileError("%s: PEM block %d (%s) has no END line before the next BEGIN line: the file is cut or two blocks "
                                  "are merged; replace it with an intact copy" % (source, number, _shown(begin.group(2))))
             number += 1
             if label != "CERTIFICATE":
-                raise ChainError("%s: PEM block %d is a %s, not a CERTIFICATE: remove it, only certificates belong in a chain "
+                raise CertificateFileError("%s: PEM block %d is a %s, not a CERTIFICATE: remove it, only certificates belong in a chain "
                                  "file or a CA bundle" % (source, number, _shown(label)))
             begin = marker
             continue
         if begin is None or label != begin.group(2):
-            raise ChainError("%s: an END %s line after PEM block %d has no matching BEGIN line: the file is damaged; replace it "
+            raise CertificateFileError("%s: an END %s line after PEM block %d has no matching BEGIN line: the file is damaged; replace it "
                              "with an intact copy" % (source, _shown(label), number))
         blocks.append((number, text[begin.start():marker.end()]))
         begin = None
     if begin is not None:
-        raise ChainError("%s: PEM block %d (%s) has no END line: the file is cut; replace it with an intact copy" % (
+        raise CertificateFileError("%s: PEM block %d (%s) has no END line: the file is cut; replace it with an intact copy" % (
             source, number, _shown(begin.group(2))))
     return blocks
 
@@ -232,13 +233,13 @@ def block_name_keys(block: str) -> tuple:
 
 
 def _certificates(text: str, source: str) -> list:
-    """(number, canonical PEM, issuer key, subject key) of every block of a PEM text; ChainError when one is no certificate."""
+    """(number, canonical PEM, issuer key, subject key) of every block of a PEM text; CertificateFileError when one is no certificate."""
     found = []
     for number, block in pem_blocks(text, source):
         try:
             found.append((number,) + read_certificate(block))
         except ValueError:
-            raise ChainError(unparsable_block(source, number)) from None
+            raise CertificateFileError(unparsable_block(source, number)) from None
     return found
 
 
@@ -252,7 +253,7 @@ def site_certificates(text: str, source: str) -> dict:
     """
     try:
         return {"source": source, "blocks": [[number, block] for number, block, _issuer, _subject in _certificates(text, source)]}
-    except ChainError as exc:
+    except CertificateFileError as exc:
         return {"source": source, "error": str(exc)}
 
 
@@ -264,7 +265,7 @@ def wanted_issuers(site_files: list) -> set:
 def bundle_certificates(bundles: list, wanted: set) -> list:
     """Per bundle, the certificates that can be in the chain of a certificate issued by a name in ``wanted``.
 
-    ``bundles`` is a list of (PEM text, source); in place of the text, a ChainError says why the
+    ``bundles`` is a list of (PEM text, source); in place of the text, a CertificateFileError says why the
     bundle could not be read. A bundle certificate is kept when its subject is a wanted name; its
     own issuer then becomes wanted too, up to the roots, across all bundles. Block numbers stay
     those of the original file; the blocks are re-encoded from their DER. A bundle that cannot be
@@ -275,10 +276,10 @@ def bundle_certificates(bundles: list, wanted: set) -> list:
     candidates = []  # (entry index, number, block, issuer key, subject key)
     for index, (text, source) in enumerate(bundles):
         try:
-            if isinstance(text, ChainError):
+            if isinstance(text, CertificateFileError):
                 raise text
             found = _certificates(text, source)
-        except ChainError as exc:
+        except CertificateFileError as exc:
             entries.append({"source": source, "error": str(exc)})
             continue
         entries.append({"source": source, "blocks": []})
@@ -338,7 +339,7 @@ def read_site_certificates(sites: list, ca_bundles: list) -> dict:
         try:
             bundles.append((_read_pem(path, "CA bundle"), path))
         except OSError as exc:
-            bundles.append((ChainError("cannot read the CA bundle %s (%s): check the chain file the sites name (SSLCertificateChainFile / "
+            bundles.append((CertificateFileError("cannot read the CA bundle %s (%s): check the chain file the sites name (SSLCertificateChainFile / "
                                        "ssl_trusted_certificate) or the ca_bundles option" % (path, exc.strerror or exc)), path))
     entries = bundle_certificates(bundles, wanted_issuers(list(certificates.values())))
     return {"certificates": certificates, "bundles": entries}

@@ -15,7 +15,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from ansible_collections.ocsp.stapling.plugins.module_utils._chain import (
     MUST_STAPLE,
     NO_OCSP_URL,
-    ChainError,
+    CertificateFileError,
     build_chain,
     chain_file_name,
     chain_file_path,
@@ -204,7 +204,7 @@ def test_private_key_in_the_bundle_is_refused_without_showing_it(pki):
     key_text = read(leaf.key_path)
     bundle = read(pki.chain_path) + key_text
 
-    with pytest.raises(ChainError) as caught:
+    with pytest.raises(CertificateFileError) as caught:
         read_pem_certificates(bundle, "/etc/ssl/ca.pem")
     message = str(caught.value)
     assert message.startswith("/etc/ssl/ca.pem: PEM block 3 is a private key (PRIVATE KEY)")
@@ -227,7 +227,7 @@ def test_every_kind_of_rsa_key_is_refused(pki, key_format, encryption, label):
     key_text = key.private_bytes(serialization.Encoding.PEM, key_format, encryption).decode("ascii")
     assert key_text.startswith("-----BEGIN %s-----" % label)
 
-    with pytest.raises(ChainError, match=r"^site\.pem: PEM block 2 is a private key \(%s\)" % label) as caught:
+    with pytest.raises(CertificateFileError, match=r"^site\.pem: PEM block 2 is a private key \(%s\)" % label) as caught:
         read_pem_certificates(pem(pki.leaf("good.test").cert) + key_text, "site.pem")
     assert key_text.splitlines()[1] not in str(caught.value)
 
@@ -237,14 +237,14 @@ def test_ec_key_is_refused_even_after_a_damaged_block():
                                        serialization.NoEncryption()).decode("ascii")
     damaged = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 
-    with pytest.raises(ChainError, match=r"PEM block 2 is a private key \(EC PRIVATE KEY\)"):
+    with pytest.raises(CertificateFileError, match=r"PEM block 2 is a private key \(EC PRIVATE KEY\)"):
         read_pem_certificates(damaged + key_text, "mixed.pem")
 
 
 def test_damaged_block_is_named_by_its_number(pki):
     garbage = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 
-    with pytest.raises(ChainError, match=r"^bundle\.pem: PEM block 2 does not parse as a certificate"):
+    with pytest.raises(CertificateFileError, match=r"^bundle\.pem: PEM block 2 does not parse as a certificate"):
         read_pem_certificates(pem(pki.intermediate_cert) + garbage + pem(pki.root_cert), "bundle.pem")
 
 
@@ -255,7 +255,7 @@ def test_damaged_block_is_named_by_its_number(pki):
     ("-----END CERTIFICATE-----\n", r"an END CERTIFICATE line after PEM block 0 has no matching BEGIN"),
 ])
 def test_other_blocks_and_broken_framing_are_refused(text, expected):
-    with pytest.raises(ChainError, match=expected):
+    with pytest.raises(CertificateFileError, match=expected):
         read_pem_certificates(text, "odd.pem")
 
 
@@ -371,7 +371,7 @@ def test_chain_file_name_of_a_long_path_is_bounded():
 
 @pytest.mark.parametrize("path", ["", "fullchain.pem", "ssl/cert.pem", "/", None])
 def test_chain_file_name_refuses_paths_without_a_file(path):
-    with pytest.raises(ChainError, match="certificate path"):
+    with pytest.raises(CertificateFileError, match="certificate path"):
         chain_file_name(path)
 
 
@@ -384,10 +384,10 @@ def test_chain_file_path_joins_the_folder_and_the_name_once(chain_dir):
 
 @pytest.mark.parametrize("chain_dir", ["", "ocsp-stapling", "./ocsp-stapling", "etc/ssl/ocsp-stapling", None, ["/etc/ssl"]])
 def test_chain_file_path_refuses_a_folder_that_is_not_absolute(chain_dir):
-    with pytest.raises(ChainError, match=r"^chain folder .* is not absolute: give the full path of the folder"):
+    with pytest.raises(CertificateFileError, match=r"^chain folder .* is not absolute: give the full path of the folder"):
         chain_file_path("/etc/ssl/example.com/fullchain.pem", chain_dir)
 
 
 def test_chain_file_path_refuses_a_relative_certificate_path_as_the_name_does():
-    with pytest.raises(ChainError, match="certificate path 'cert.pem' is not absolute"):
+    with pytest.raises(CertificateFileError, match="certificate path 'cert.pem' is not absolute"):
         chain_file_path("cert.pem", "/etc/ssl/ocsp-stapling")

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._chainfiles import apply_chain_files, chain_file_diffs, plan_chain_files
-from ansible_collections.ocsp.stapling.plugins.module_utils._pem import ChainError
+from ansible_collections.ocsp.stapling.plugins.module_utils._pem import CertificateFileError
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import ChangeRefused, Journal, apply_and_test, staging_writer
 
 
@@ -111,20 +111,20 @@ def test_absent_removes_the_existing_chain_files_only_and_a_refusal_brings_them_
     (None, "holds no PEM certificate"),
 ])
 def test_content_without_a_certificate_is_refused(tmp_path, content, message):
-    with pytest.raises(ChainError, match=message):
+    with pytest.raises(CertificateFileError, match=message):
         plan_chain_files({str(tmp_path / "x.pem"): content})
 
 
 def test_a_private_key_never_goes_into_a_chain_file(tmp_path, chain_pem):
     key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode("ascii")
-    with pytest.raises(ChainError, match="PEM block 3 is a private key"):
+    with pytest.raises(CertificateFileError, match="PEM block 3 is a private key"):
         plan_chain_files({str(tmp_path / "x.pem"): chain_pem + key})
     assert not (tmp_path / "x.pem").exists()
 
 
 def test_a_relative_path_is_refused(chain_pem):
-    with pytest.raises(ChainError, match="is not absolute"):
+    with pytest.raises(CertificateFileError, match="is not absolute"):
         plan_chain_files({"chains/x.pem": chain_pem})
 
 

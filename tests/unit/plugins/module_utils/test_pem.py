@@ -85,7 +85,7 @@ def test_a_site_file_with_a_key_sends_no_byte_of_it(pki, layout):
     assert not any(line in sent for line in key_body_lines(key))
     assert "BEGIN PRIVATE KEY" not in sent
     # The verdict is the one the whole file gives.
-    assert preflight(_pem.ChainError(entry["error"]), "/etc/ssl/both.pem")["reason"] == preflight(text, "/etc/ssl/both.pem")["reason"]
+    assert preflight(_pem.CertificateFileError(entry["error"]), "/etc/ssl/both.pem")["reason"] == preflight(text, "/etc/ssl/both.pem")["reason"]
 
 
 def test_a_key_in_a_bundle_refuses_the_bundle_without_sending_it(pki):
@@ -284,7 +284,7 @@ def test_a_bundle_block_that_is_no_certificate_refuses_the_bundle_as_the_control
     site = pem(pki.leaf("good.test").cert)
     expected = preflight(site, "cert.pem", [(text, "bundle.pem")])
     assert expected["status"] == "error" and expected["reason"].startswith("bundle.pem: PEM block 2 does not parse")
-    assert preflight(site, "cert.pem", [(_pem.ChainError(entry["error"]), "bundle.pem")])["reason"] == expected["reason"]
+    assert preflight(site, "cert.pem", [(_pem.CertificateFileError(entry["error"]), "bundle.pem")])["reason"] == expected["reason"]
 
 
 def test_wanted_issuers_are_those_of_the_certificates_sent(pki):
@@ -299,8 +299,8 @@ def judged_on_the_host(site_text: str, site_source: str, bundles: list) -> dict:
     """What the roles now do: cut down on the host, judged on the controller."""
     site = _pem.site_certificates(site_text, site_source)
     entries = _pem.bundle_certificates(bundles, _pem.wanted_issuers([site]))
-    content = _pem.ChainError(site["error"]) if "error" in site else site["blocks"]
-    candidates = [(_pem.ChainError(entry["error"]) if "error" in entry else entry["blocks"], entry["source"]) for entry in entries]
+    content = _pem.CertificateFileError(site["error"]) if "error" in site else site["blocks"]
+    candidates = [(_pem.CertificateFileError(entry["error"]) if "error" in entry else entry["blocks"], entry["source"]) for entry in entries]
     return preflight(content, site_source, candidates, now=NOW, min_days=30)
 
 
