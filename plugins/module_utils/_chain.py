@@ -42,17 +42,18 @@ NO_OCSP_URL = (
 MUST_STAPLE = "the certificate carries OCSP Must-Staple: without a staple Firefox refuses the site — stapling is mandatory here"
 
 
-def read_pem_certificates(content, source: str) -> list:
+def read_pem_certificates(content, source: str, site_file: bool = False) -> list:
     """Every certificate of a PEM text, in order; text between the blocks is ignored.
 
     ``content`` is PEM text, or what ``server_info`` read on the host: a list of (block number,
     block text) pairs, or the CertificateFileError it met. Refuses the whole text when it holds a private key
     or any other kind of PEM block, or a block that does not parse. Messages name ``source`` and the
-    block number (counted from 1), never the content of a block.
+    block number (counted from 1), never the content of a block. ``site_file``: a server's own
+    certificate file, whose key and key parameters are passed over (see ``_pem.pem_blocks``).
     """
     if isinstance(content, CertificateFileError):
         raise content
-    blocks = pem_blocks(content, source) if isinstance(content, str) else content
+    blocks = pem_blocks(content, source, site_file) if isinstance(content, str) else content
     certificates = []
     for number, block in blocks:
         try:
@@ -159,7 +160,8 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
         "warnings": [],
     }
     try:
-        certificates = read_pem_certificates(cert_pem, cert_source)
+        # The site's own file may hold its key too (Apache, nginx allow it): only its certificates are read.
+        certificates = read_pem_certificates(cert_pem, cert_source, site_file=True)
         if not certificates:
             raise CertificateFileError("%s holds no PEM certificate: give the file that the server's ssl_certificate / SSLCertificateFile "
                              "names (a DER file must be converted first: openssl x509 -inform DER -in FILE)" % cert_source)

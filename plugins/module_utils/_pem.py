@@ -50,18 +50,32 @@ def unparsable_block(source: str, number: int) -> str:
             "with the certificate as the CA delivered it" % (source, number))
 
 
-def pem_blocks(text: str, source: str) -> list:
+# What a server's certificate file may hold besides certificates, as Apache's SSLCertificateFile and
+# nginx's ssl_certificate document it: the site's private key (when no separate key file is named),
+# and the parameters of its ephemeral keys (openssl dhparam / ecparam output).
+_SITE_FILE_EXTRAS = ("PRIVATE KEY", "DH PARAMETERS", "EC PARAMETERS")
+
+
+def _site_file_extra(label: str) -> bool:
+    return label.endswith("PRIVATE KEY") or label in _SITE_FILE_EXTRAS
+
+
+def pem_blocks(text: str, source: str, site_file: bool = False) -> list:
     """Every certificate block of a PEM text as (number counted from 1, block text), in order.
 
     Refuses the whole text when it holds a private key or any other kind of PEM block, or a block
     whose BEGIN and END lines do not pair up. Messages name ``source``, the block number and its
     label, never the content of a block. Text between the blocks is dropped.
+
+    ``site_file``: the text is a server's certificate file, which may also hold the site's private
+    key and key parameters: those blocks are passed over (never decoded, kept or returned), and only
+    the certificates are used.
     """
     markers = list(_PEM_MARKER.finditer(text))
     # A key is looked for first, so that no other problem of the file can hide it.
     begins = [marker.group(2) for marker in markers if marker.group(1) == "BEGIN"]
     for number, label in enumerate(begins, 1):
-        if "PRIVATE KEY" in label:
+        if "PRIVATE KEY" in label and not site_file:
             raise CertificateFileError(
                 "%s: PEM block %d is a private key (%s): a private key must never go into a chain file or a CA bundle, so "
                 "nothing of this file is used. Keep the key in a file of its own (ssl_certificate_key / SSLCertificateKeyFile) "
@@ -77,7 +91,7 @@ def pem_blocks(text: str, source: str) -> list:
                 raise CertificateFileError("%s: PEM block %d (%s) has no END line before the next BEGIN line: the file is cut or two blocks "
                                  "are merged; replace it with an intact copy" % (source, number, _shown(begin.group(2))))
             number += 1
-            if label != "CERTIFICATE":
+            if label != "CERTIFICATE" and not (site_file and _site_file_extra(label)):
                 raise CertificateFileError("%s: PEM block %d is a %s, not a CERTIFICATE: remove it, only certificates belong in a chain "
                                  "file or a CA bundle" % (source, number, _shown(label)))
             begin = marker
@@ -85,7 +99,8 @@ def pem_blocks(text: str, source: str) -> list:
         if begin is None or label != begin.group(2):
             raise CertificateFileError("%s: an END %s line after PEM block %d has no matching BEGIN line: the file is damaged; replace it "
                              "with an intact copy" % (source, _shown(label), number))
-        blocks.append((number, text[begin.start():marker.end()]))
+        if begin.group(2) == "CERTIFICATE":
+            blocks.append((number, text[begin.start():marker.end()]))
         begin = None
     if begin is not None:
         raise CertificateFileError("%s: PEM block %d (%s) has no END line: the file is cut; replace it with an intact copy" % (
@@ -232,10 +247,10 @@ def block_name_keys(block: str) -> tuple:
     return read_certificate(block)[1:]
 
 
-def _certificates(text: str, source: str) -> list:
+def _certificates(text: str, source: str, site_file: bool = False) -> list:
     """(number, canonical PEM, issuer key, subject key) of every block of a PEM text; CertificateFileError when one is no certificate."""
     found = []
-    for number, block in pem_blocks(text, source):
+    for number, block in pem_blocks(text, source, site_file):
         try:
             found.append((number,) + read_certificate(block))
         except ValueError:
@@ -247,12 +262,14 @@ def site_certificates(text: str, source: str) -> dict:
     """What the controller needs of a site certificate file: its certificates only.
 
     ``{"source": ..., "blocks": [[number, pem], ...]}``, each block re-encoded from its DER, or
-    ``{"source": ..., "error": message}`` when the file cannot be used (a private key in it, another
-    kind of block, a cut block, a CERTIFICATE block that holds no certificate). A key never leaves
-    the host, nor any other byte of the file than the DER of its certificates.
+    ``{"source": ..., "error": message}`` when the file cannot be used (another kind of block, a cut
+    block, a CERTIFICATE block that holds no certificate). The file may hold the site's private key
+    too (Apache documents it for SSLCertificateFile without SSLCertificateKeyFile, nginx allows it):
+    the key is passed over. It never leaves the host, nor any other byte of the file than the DER
+    of its certificates.
     """
     try:
-        return {"source": source, "blocks": [[number, block] for number, block, _issuer, _subject in _certificates(text, source)]}
+        return {"source": source, "blocks": [[number, block] for number, block, _issuer, _subject in _certificates(text, source, site_file=True)]}
     except CertificateFileError as exc:
         return {"source": source, "error": str(exc)}
 

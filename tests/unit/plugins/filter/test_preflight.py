@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import base64
 
 import pytest
@@ -64,15 +66,17 @@ def test_refused_file_is_a_verdict_not_a_failure(pki):
 def test_server_info_entries_are_taken_as_they_are(pki, tmp_path):
     leaf = pki.leaf("good.test")
     site = tmp_path / "site.pem"
-    site.write_text(leaf.cert_path.read_text() + leaf.key_path.read_text())
+    # A certificate file that holds the key too (Apache's SSLCertificateFile without SSLCertificateKeyFile).
+    site.write_text(leaf.fullchain_path.read_text() + leaf.key_path.read_text())
     found = read_site_certificates([{"ssl_certificate": [str(leaf.fullchain_path), str(site)]}], [str(pki.root_cert_path)])
 
     good = preflight(found["certificates"][str(leaf.fullchain_path)], candidates=found["bundles"])
-    refused = preflight(found["certificates"][str(site)], candidates=found["bundles"])
+    combined = preflight(found["certificates"][str(site)], candidates=found["bundles"])
 
     assert good == preflight(slurped(leaf.fullchain_path), candidates=[slurped(pki.root_cert_path)])
     assert good["status"] == "eligible" and good["certificate"] == str(leaf.fullchain_path)
-    assert refused["status"] == "error" and refused["reason"].startswith("%s: PEM block 2 is a private key" % site)
+    assert combined["status"] == "eligible" and combined["chain_pem"] == good["chain_pem"]
+    assert "PRIVATE KEY" not in json.dumps(found)
 
 
 def test_a_leaf_alone_gets_its_chain_from_the_chain_file_the_site_names(pki):

@@ -79,13 +79,26 @@ def test_a_site_file_with_a_key_sends_no_byte_of_it(pki, layout):
 
     entry = _pem.site_certificates(text, "/etc/ssl/both.pem")
 
+    # Apache documents a certificate file that holds the key too (no SSLCertificateKeyFile), and nginx
+    # reads one: the certificate is used, the key is passed over and never sent.
     sent = json.dumps(entry)
-    assert "blocks" not in entry
-    assert "is a private key (PRIVATE KEY)" in entry["error"] and entry["source"] == "/etc/ssl/both.pem"
+    assert "error" not in entry and entry["source"] == "/etc/ssl/both.pem"
+    number = 1 if layout == "cert-then-key" else 2
+    assert entry["blocks"] == [[number, pem(leaf.cert).strip()]]
     assert not any(line in sent for line in key_body_lines(key))
-    assert "BEGIN PRIVATE KEY" not in sent
-    # The verdict is the one the whole file gives.
-    assert preflight(_pem.CertificateFileError(entry["error"]), "/etc/ssl/both.pem")["reason"] == preflight(text, "/etc/ssl/both.pem")["reason"]
+    assert "PRIVATE KEY" not in sent
+
+
+def test_a_site_file_with_key_and_parameters_gives_its_certificates_only(pki):
+    leaf = pki.leaf("good.test")
+    key = key_pem(ec.generate_private_key(ec.SECP256R1()))
+    params = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
+    text = params + key + pem(leaf.cert) + pem(pki.intermediate_cert)
+
+    entry = _pem.site_certificates(text, "/etc/ssl/all-in-one.pem")
+
+    assert [number for number, _block in entry["blocks"]] == [3, 4]
+    assert "PARAMETERS" not in json.dumps(entry) and not any(line in json.dumps(entry) for line in key_body_lines(key))
 
 
 def test_a_key_in_a_bundle_refuses_the_bundle_without_sending_it(pki):
@@ -97,7 +110,7 @@ def test_a_key_in_a_bundle_refuses_the_bundle_without_sending_it(pki):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n", "PEM block 1 is a EC PARAMETERS, not a CERTIFICATE"),
+    ("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n", "PEM block 1 is a X509 CRL, not a CERTIFICATE"),
     ("-----BEGIN CERTIFICATE-----\nAAAA\n", "PEM block 1 (CERTIFICATE) has no END line"),
     ("-----END CERTIFICATE-----\n", "has no matching BEGIN line"),
 ])
@@ -190,7 +203,8 @@ def test_a_label_that_is_no_plain_label_is_not_repeated():
     assert entry["error"].startswith("x.pem: PEM block 1 is a block with an unusual label, not a CERTIFICATE")
     assert "hunter2" not in entry["error"]
     text = "-----BEGIN hunter2 PRIVATE KEY-----\nAAAA\n-----END hunter2 PRIVATE KEY-----\n"
-    assert "hunter2" not in _pem.site_certificates(text, "x.pem")["error"]
+    assert "hunter2" not in json.dumps(_pem.site_certificates(text, "x.pem"))
+    assert "hunter2" not in json.dumps(_pem.bundle_certificates([(text, "bundle.pem")], set()))
 
 
 # --- names -------------------------------------------------------------------------------------
@@ -338,7 +352,7 @@ def test_server_info_reads_each_certificate_once_and_skips_missing_bundles(pki, 
 
     assert list(found["certificates"]) == [str(leaf.fullchain_path), str(both), str(tmp_path / "gone.pem")]
     assert [number for number, _block in found["certificates"][str(leaf.fullchain_path)]["blocks"]] == [1, 2]
-    assert "is a private key" in found["certificates"][str(both)]["error"]
+    assert [number for number, _block in found["certificates"][str(both)]["blocks"]] == [1]
     assert found["certificates"][str(tmp_path / "gone.pem")]["error"].startswith("cannot read %s (No such file" % (tmp_path / "gone.pem"))
     assert found["bundles"] == [{"source": str(pki.root_cert_path), "blocks": [[1, pem(pki.root_cert).strip()]]}]
     assert not any(line in json.dumps(found) for line in key_body_lines(key))
