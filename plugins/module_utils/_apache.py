@@ -30,6 +30,16 @@ Loading evaluates what httpd evaluates while reading: ``Define`` / ``UnDefine`` 
 conditions are false), ``ServerRoot``, ``Include`` / ``IncludeOptional`` (globs, directories,
 relative to ServerRoot). ``<IfVersion>``, ``<IfFile>``, ``<IfDirective>`` and ``<IfSection>`` are
 read as holding; ``<If>`` / ``<Else>`` are run-time sections and are never looked into.
+
+mod_macro (when ``macro_module`` is loaded, or the modules are unknown) is read as httpd reads it
+(modules/core/mod_macro.c): a ``<Macro name $a @b>`` body is kept unread; each ``Use name x y`` puts
+the body there with every parameter name replaced, as plain text, by its value (the leftmost and,
+on a tie, the longest name first; an ``@`` parameter's value is written in double quotes), and that
+text is then read like any other; ``UndefMacro`` forgets a macro. What such an expansion holds has
+``macro`` set (a :class:`MacroUse`) and a ``path`` that names no file (httpd's own words, ``macro
+'name' (defined on line N of "F") used on line M of "G"``), so that no edit can land in it: the
+text lives in the macro and is shared by every ``Use`` of it. The plan leaves a site alone, and says
+why and what to do, when the lines it needs to add or change would be in a macro.
 """
 
 from __future__ import annotations
@@ -39,8 +49,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._configtext import (MARKER, MAX_NESTING, ConfigError, check_bom, collector_paused, indent_at, newline_before, nesting_error, read_text,
-                          sorted_glob, unreadable_hint)
+from ._configtext import (MARKER, MAX_CONFIG_BYTES, MAX_NESTING, ConfigError, check_bom, collector_paused, depth_of, indent_at, newline_before,
+                          nesting_error, read_text, sorted_glob, unreadable_hint)
 from ._dialect import ConfigFile, Dialect, Loader, SplicePlan, by_name, chosen_sites, flag, include_paths, sites_at, walk
 from ._dialect import Directive as BaseDirective
 from ._dialect import Site as BaseSite
@@ -57,6 +67,11 @@ _CONDITIONS = ("ifmodule", "ifdefine")
 _TRANSPARENT = ("ifversion", "iffile", "ifdirective", "ifsection")
 _INCLUDES = ("include", "includeoptional")
 _VERIFY = ("require", "optional", "optional_no_ca")
+# mod_macro's directives, and the first characters it expects of a parameter name (the `@` ones are quoted on use).
+_MACRO_MODULE = "macro_module"
+_PARAMETER_SIGILS = "$%@"
+# What stapling needs in every chosen vhost, apart from the chain (SSLCACertificateFile), in the order it is added.
+_STAPLING = (("SSLUseStapling", ["on"]), ("SSLStaplingResponderTimeout", ["5"]), ("SSLStaplingReturnResponderErrors", ["off"]))
 # Directives the editor manages in a vhost, in the order it adds them.
 _MANAGED = ("sslusestapling", "sslstaplingrespondertimeout", "sslstaplingreturnrespondererrors", "sslcacertificatefile")
 CACHE_HEADER = "# Managed by ocsp.stapling"
@@ -70,6 +85,26 @@ class ApacheConfigError(ConfigError):
 
     # True for an include whose file does not exist: IncludeOptional skips it (and nothing else).
     missing = False
+
+
+@dataclass(frozen=True)
+class MacroUse:
+    """Where a macro's text was put: the macro ``name``, where it is defined (``definition_path``,
+    ``definition_line``) and the ``Use`` line in a file (``path``, ``line``; for a ``Use`` inside
+    another macro, the outermost one, which is the line a person can find)."""
+
+    name: str
+    definition_path: str
+    definition_line: int
+    path: str
+    line: int
+
+    def where(self) -> str:
+        return "macro '%s' (defined at %s:%d), used at %s:%d" % (self.name, self.definition_path, self.definition_line, self.path, self.line)
+
+    def record(self) -> dict:
+        return {"name": self.name, "path": self.path, "line": self.line, "definition_path": self.definition_path,
+                "definition_line": self.definition_line}
 
 
 @dataclass(eq=False)
@@ -91,6 +126,8 @@ class Directive(BaseDirective):
     active: bool = field(default=True, repr=False)
     # The arguments unquoted but not expanded.
     words: list = field(default_factory=list, repr=False)
+    # The `Use` of a macro that this directive's text comes from (None: it is in a file as written).
+    macro: MacroUse | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
@@ -111,6 +148,8 @@ class Site(BaseSite):
     ports: list
     ssl_ca_certificate_file: str | None
     ssl_ca_certificate_path: str | None
+    # The macro whose text holds this <VirtualHost> (None: a file holds it): ``path`` and ``line`` are then its Use line.
+    macro: MacroUse | None = None
 
     @property
     def server_names(self) -> list:
@@ -126,6 +165,7 @@ class Site(BaseSite):
             "ports": list(self.ports),
             "ssl_ca_certificate_file": self.ssl_ca_certificate_file,
             "ssl_certificate_chain_file": self.chain_file,
+            "macro": self.macro.record() if self.macro else None,
         }
 
 
@@ -294,6 +334,30 @@ def _module_name(name: str) -> str:
     return name
 
 
+def _substitute(line: str, parameters: list, values: list) -> str:
+    """mod_macro's substitution in one line: the leftmost parameter name (the longest on a tie) is replaced
+    by its value, then the search goes on after the value, until no name is left. An ``@`` parameter's value
+    is put in double quotes, with its quotes and backslashes escaped."""
+    position = 0
+    while True:
+        found = None
+        for index, name in enumerate(parameters):
+            at = line.find(name, position)
+            if at >= 0 and (found is None or at < found[0] or (at == found[0] and len(name) > len(parameters[found[1]]))):
+                found = (at, index)
+        if found is None:
+            return line
+        at, index = found
+        name, value = parameters[index], values[index]
+        replacement = value
+        if name.startswith("@"):
+            replacement = '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
+        if name != value:
+            line = line[:at] + replacement + line[at + len(name):]
+        # As httpd: the search resumes after as many characters as the value has, quotes not counted.
+        position = at + len(value)
+
+
 class _Loader(Loader):
     error = ApacheConfigError
 
@@ -304,6 +368,12 @@ class _Loader(Loader):
         self.defines = set(defines or ())
         self.variables = {}
         self.modules = None if modules is None else set(_module_name(name) for name in modules)
+        # mod_macro: name (lower case) -> (the <Macro> section, its parameter names); the texts of expansions by their pseudo path;
+        # the names being expanded (httpd refuses a macro that uses itself); the characters expanded so far.
+        self.macros = {}
+        self.expansions = {}
+        self.expanding = []
+        self.expanded_size = 0
 
     def expand(self, word: str) -> str:
         if "${" not in word:
@@ -343,6 +413,11 @@ class _Loader(Loader):
             directive.args = [self.expand(word) for word in directive.words]
             key = directive.key
             if directive.block is not None:
+                if key == "<macro":
+                    # A template: read only where a Use puts it (its Defines and includes count there, not here).
+                    if self._macros_loaded():
+                        self._define_macro(directive)
+                    continue
                 if key[1:] in _CONDITIONS:
                     directive.active = self._holds(directive)
                 if directive.active:
@@ -360,6 +435,74 @@ class _Loader(Loader):
                 self.server_root = directive.args[0]
             elif key in _INCLUDES:
                 self._include(directive)
+            elif key == "use" and self._macros_loaded():
+                self._use(directive)
+            elif key == "undefmacro" and self._macros_loaded():
+                if not directive.args or directive.args[0].lower() not in self.macros:
+                    raise ApacheConfigError(directive.path, directive.line, "cannot remove undefined macro '%s'" % " ".join(directive.args),
+                                            "remove the UndefMacro line or define the macro before it")
+                del self.macros[directive.args[0].lower()]
+
+    def _macros_loaded(self) -> bool:
+        return self.modules is None or _MACRO_MODULE in self.modules
+
+    def _define_macro(self, section: Directive) -> None:
+        """Keep a <Macro name params...> for its uses, checked as httpd checks it."""
+        if not section.args:
+            raise ApacheConfigError(section.path, section.line, "<Macro macro definition: name not found", "name the macro")
+        # Flags such as /IgnoreEmptyArgs come between the name and the parameters.
+        parameters = section.args[1:]
+        while parameters and parameters[0].startswith("/"):
+            parameters = parameters[1:]
+        for index, name in enumerate(parameters):
+            if not name:
+                raise ApacheConfigError(section.path, section.line, "macro '%s': empty argument #%d name" % (section.args[0], index + 1),
+                                        "name every parameter")
+            if name in parameters[:index]:
+                raise ApacheConfigError(section.path, section.line, "argument name conflict in macro '%s': argument '%s'" % (
+                    section.args[0], name), "give each parameter its own name")
+        self.macros[section.args[0].lower()] = (section, parameters)
+
+    def _use(self, use: Directive) -> None:
+        """Put the text of the macro a ``Use`` names in its place, as httpd does, and read it there."""
+        if not use.args:
+            raise ApacheConfigError(use.path, use.line, "no macro name specified with Use", "write Use NAME [values]")
+        name = use.args[0].lower()
+        macro, parameters = self.macros.get(name, (None, None))
+        if macro is None:
+            raise ApacheConfigError(use.path, use.line, "macro '%s' undefined" % name, "define it with <Macro %s ...> before this line" % name)
+        if name in self.expanding:
+            raise ApacheConfigError(use.path, use.line, "recursive use of macro '%s' is invalid" % name, "remove the Use of the macro from itself")
+        values = use.args[1:]
+        if len(values) != len(parameters):
+            raise ApacheConfigError(use.path, use.line, "macro '%s' (defined at %s:%d) used with %d arguments instead of %d" % (
+                name, macro.path, macro.line, len(values), len(parameters)), "give one value per parameter")
+        text = "".join(_substitute(line, parameters, values) + "\n" for line in self._macro_lines(macro))
+        self.expanded_size += len(text)
+        if self.expanded_size > MAX_CONFIG_BYTES:
+            raise ApacheConfigError(use.path, use.line, "macros expand to more than %d bytes" % MAX_CONFIG_BYTES, "use fewer or smaller macros")
+        # httpd's own name for the text, as `apachectl -S` prints it.
+        where = 'macro \'%s\' (defined on line %d of "%s") used on line %d of "%s"' % (name, macro.line, macro.path, use.line, use.path)
+        outer = use.macro
+        origin = MacroUse(name, macro.path, macro.line, outer.path if outer else use.path, outer.line if outer else use.line)
+        directives, dummy = _parse(where, text, depth_of(use.parent))
+        self.expansions[where] = text
+        for directive, dummy in walk(directives):
+            directive.macro = origin
+        for directive in directives:
+            directive.parent = use.parent
+        self.expanding.append(name)
+        try:
+            self._read(directives)
+        finally:
+            self.expanding.pop()
+        use.included = directives
+
+    def _macro_lines(self, macro: Directive) -> list:
+        """The body of a <Macro> as httpd keeps it: logical lines, leading blanks and comment lines dropped."""
+        text = self.files[macro.path].text if macro.path in self.files else self.expansions[macro.path]
+        body = text[macro.end:macro.close_start]
+        return [content.lstrip(" \t") for dummy, dummy, content, dummy, is_comment in _logical_lines(body) if not is_comment]
 
     def _holds(self, section: Directive) -> bool:
         if len(section.args) != 1:
@@ -396,7 +539,8 @@ def _effective(directives):
     the rest of a false condition dropped."""
     for directive in directives:
         key = directive.key
-        if directive.block is None and key in _INCLUDES:
+        if directive.block is None and key in _INCLUDES + ("use",):
+            # An include stands for what it includes; a Use for the text of its macro.
             yield from _effective(directive.included)
         elif directive.block is not None and key[1:] in _CONDITIONS + _TRANSPARENT:
             if directive.active:
@@ -515,10 +659,12 @@ class ApacheConfig:
             directive.key == "sslverifyclient" and directive.args and directive.args[0].lower() in _VERIFY
             for directive in _deep(vhost.block))
         names = own.get("servername", [])
+        # A <VirtualHost> made by a macro is found at its Use line: its own text is the macro's, in no file.
+        where = (vhost.macro.path, vhost.macro.line) if vhost.macro else (vhost.path, vhost.line)
         return Site(
             directive=vhost,
-            path=vhost.path,
-            line=vhost.line,
+            path=where[0],
+            line=where[1],
             index=index,
             server_name=names[-1].args[0] if names and names[-1].args else None,
             server_aliases=[name for directive in own.get("serveralias", []) for name in directive.args],
@@ -533,6 +679,7 @@ class ApacheConfig:
             uses_variables=False,
             ssl_ca_certificate_file=path_of("sslcacertificatefile"),
             ssl_ca_certificate_path=path_of("sslcacertificatepath"),
+            macro=vhost.macro,
         )
 
     def resolve(self, value: str) -> str:
@@ -590,6 +737,9 @@ class _Plan(SplicePlan):
         super().__init__(config, state)
         self._marked = {}
         self._server = None
+        # Whether the collection's cache file is (or becomes) the server's SSLStaplingCache: only then do
+        # the links that enable it (and socache_shmcb) belong to the run.
+        self.cache_in_use = False
 
     effective = staticmethod(_effective)
 
@@ -612,8 +762,41 @@ class _Plan(SplicePlan):
 
     # present
 
+    def present(self, site: Site, chain: str) -> None:
+        refusal = self.macro_refusal(site, chain)
+        if refusal:
+            self.note(site, refusal)
+            return
+        super().present(site, chain)
+
+    def macro_refusal(self, site: Site, chain: str) -> str | None:
+        """Why the site is left alone when what the plan would write is the text of a macro, else None.
+
+        A macro's text is shared by every Use of it, and other sites (other certificates, other chains, sites
+        that must not staple) may Use it: an edit there would change them too, so the collection never makes one.
+        """
+        lines = "%s and SSLCACertificateFile %s" % (", ".join("%s %s" % (name, " ".join(args)) for name, args in _STAPLING), chain)
+        if site.macro:
+            return ("not handled: this VirtualHost is the text of %s, shared by every Use of it; the collection never edits a macro. "
+                    "Add %s to the macro by hand if every site that uses it can staple, or write this site out without the macro"
+                    % (site.macro.where(), lines))
+        own = by_name(_effective(site.directive.block))
+        for name, args in self.stapling_lines(site, chain):
+            found = own.get(name.lower())
+            current = self.current(found) if found else None
+            if current is not None and current.macro and not self.same(current.key, current.args, args):
+                return ("not handled: %s %s in this VirtualHost comes from %s, shared by every Use of it; the collection never edits a "
+                        "macro. Set it in the macro by hand, or write %s %s in this VirtualHost after the Use line" % (
+                            current.name, " ".join(current.args), current.macro.where(), name, " ".join(args)))
+        return None
+
+    def stapling_lines(self, site: Site, chain: str) -> list:
+        """[(name, args)] the site must have for stapling, in the order they are added: SSLCACertificateFile is left
+        out where the site verifies client certificates (its CA set is what it trusts)."""
+        return list(_STAPLING) + ([] if site.verifies_clients else [("SSLCACertificateFile", [chain])])
+
     def wanted(self, site: Site, chain: str) -> list:
-        wanted = [("SSLUseStapling", ["on"]), ("SSLStaplingResponderTimeout", ["5"]), ("SSLStaplingReturnResponderErrors", ["off"])]
+        wanted = self.stapling_lines(site, chain)
         if site.verifies_clients:
             if site.chain_file:
                 source = "SSLCertificateChainFile %s" % site.chain_file
@@ -622,8 +805,6 @@ class _Plan(SplicePlan):
             else:
                 source = "the chain in SSLCertificateFile"
             self.note(site, "keep the CA set (the site verifies client certificates): Apache finds the issuer in %s" % source)
-        else:
-            wanted.append(("SSLCACertificateFile", [chain]))
         return wanted
 
     def same(self, key: str, current: list, wanted: list) -> bool:
@@ -662,10 +843,12 @@ class _Plan(SplicePlan):
         if server:
             for directive in server:
                 self.note(None, "keep SSLStaplingCache %s" % " ".join(directive.args), directive.path, directive.line)
+            self.cache_in_use = any(os.path.realpath(directive.path) == os.path.realpath(cache_path) for directive in server)
             return
         wanted = cache_text(cache_spec)
         _parse(cache_path, wanted)
         current = self.current_text(cache_path)
+        self.cache_in_use = True
         if current == wanted:
             return
         if current is not None and not _is_our_cache_file(cache_path, current):
@@ -784,39 +967,46 @@ def _check_contexts(config: ApacheConfig) -> None:
 
 
 def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present",
-                  keep_cache: bool = False) -> tuple:
-    """(edits, summary) of one plan.
+                  keep_cache: bool = False, not_applicable: dict | None = None) -> tuple:
+    """(edits, summary, outcomes) of one plan.
 
     edits: {real path: new text, or None to delete the file}, only for files that change.
     present: in every TLS vhost one of whose SSLCertificateFile paths is a key of ``chains``,
     SSLUseStapling on, SSLStaplingResponderTimeout 5, SSLStaplingReturnResponderErrors off and
     SSLCACertificateFile <chain> (not in a vhost that verifies client certificates); and
-    ``cache_path`` holding ``SSLStaplingCache <cache_spec>`` unless one is in effect at server scope.
-    absent: undo what present did, in every loaded file; delete ``cache_path`` if it holds only
-    what present wrote, unless ``keep_cache``. summary: [{path, line, index, server_names, changes: [...]}].
+    ``cache_path`` holding ``SSLStaplingCache <cache_spec>`` unless one is in effect at server scope
+    (only when a site is chosen: no site, no cache). absent: undo what present did, in every loaded
+    file; delete ``cache_path`` if it holds only what present wrote, unless ``keep_cache``.
+    summary: [{path, line, index, server_names, changes: [...]}]. outcomes: the one outcome of every
+    TLS site; ``not_applicable`` maps certificate paths to why they cannot be stapled.
     """
     with collector_paused():
-        plan = _Plan(config, state)
-        if state == "present":
-            _check_contexts(config)
-            for site, chain in chosen_sites(config.sites(), chains):
-                plan.present(site, chain)
-            plan.insert_ops()
+        return _planned(config, chains, cache_path, cache_spec, state, keep_cache).result(config.sites(), not_applicable)
+
+
+def _planned(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: str, state: str, keep_cache: bool) -> _Plan:
+    plan = _Plan(config, state)
+    if state == "present":
+        _check_contexts(config)
+        for site, chain in chosen_sites(config.sites(), chains):
+            plan.present(site, chain)
+        plan.insert_ops()
+        if plan.chosen:
             plan.present_cache(cache_path, cache_spec)
-        elif state == "absent":
-            reached = sites_at(config.sites(), lambda site: _deep(site.directive.block))
-            # keep_cache: Apache 2.4.71 falls back to a default stapling cache where socache_shmcb stays loaded, and a
-            # graceful (or SIGHUP) restart that goes from an explicit SSLStaplingCache to that default cannot allocate its
-            # segment and exits (measured). Without SSLUseStapling the directive does nothing, so keeping it is safe.
-            kept = os.path.realpath(cache_path) if keep_cache else None
-            for path in config.files:
-                if kept is None or os.path.realpath(path) != kept:
-                    plan.absent(path, reached)
-            if not keep_cache:
-                plan.absent_cache(cache_path)
-        else:
-            raise ValueError("state must be present or absent, got %r" % (state,))
-        return plan.result()
+    elif state == "absent":
+        reached = sites_at(config.sites(), lambda site: _deep(site.directive.block))
+        # keep_cache: Apache 2.4.71 falls back to a default stapling cache where socache_shmcb stays loaded, and a
+        # graceful (or SIGHUP) restart that goes from an explicit SSLStaplingCache to that default cannot allocate its
+        # segment and exits (measured). Without SSLUseStapling the directive does nothing, so keeping it is safe.
+        kept = os.path.realpath(cache_path) if keep_cache else None
+        for path in config.files:
+            if kept is None or os.path.realpath(path) != kept:
+                plan.absent(path, reached)
+        if not keep_cache:
+            plan.absent_cache(cache_path)
+    else:
+        raise ValueError("state must be present or absent, got %r" % (state,))
+    return plan
 
 
 def link_changes(links: dict, state: str) -> dict:
@@ -846,12 +1036,16 @@ class ApacheDialect(Dialect):
         self.modules = None if modules is None else set(modules)
         self.keep_cache = keep_cache
         self.wanted_links = dict(links or {})
+        self.cache_in_use = False
 
     def load(self) -> ApacheConfig:
         return ApacheConfig.load(self.conf_path, reader=self.reader, server_root=self.server_root, env=self.env, modules=self.modules)
 
-    def plan(self, config: ApacheConfig, chains: dict, state: str) -> tuple:
-        return plan_stapling(config, chains, cache_path=self.cache_path, cache_spec=self.cache_spec, state=state, keep_cache=self.keep_cache)
+    def plan(self, config: ApacheConfig, chains: dict, state: str, not_applicable: dict | None = None) -> tuple:
+        with collector_paused():
+            plan = _planned(config, chains, self.cache_path, self.cache_spec, state, self.keep_cache)
+            self.cache_in_use = plan.cache_in_use
+            return plan.result(config.sites(), not_applicable)
 
     def before(self, config: ApacheConfig, path: str) -> str:
         # The stapling cache file is the collection's own and may lie outside what the configuration includes.
@@ -863,6 +1057,11 @@ class ApacheDialect(Dialect):
             return ""
 
     def links(self, recovered: dict | None, state: str) -> dict:
+        # The links enable the collection's cache file and what it needs: none when the server has an
+        # SSLStaplingCache of its own or no site is stapled (a link to a file never written would make a
+        # configuration that includes conf-enabled/*.conf with Include, not IncludeOptional, fail to start).
+        if state == "present" and not self.cache_in_use:
+            return {}
         return link_changes(self.links_after_recovery(recovered, state), state)
 
     def intent(self, recovered: dict | None, state: str) -> dict:

@@ -161,7 +161,8 @@ def load_tree(name: str, host: FakeHost | None = None) -> tuple:
 
 
 def plan(config: ApacheConfig, cache: str, chains: dict | None = None, state: str = "present") -> tuple:
-    return plan_stapling(config, CHAINS if chains is None else chains, cache_path=cache, cache_spec=SPEC, state=state)
+    """(edits, summary) of the one plan the module runs."""
+    return plan_stapling(config, CHAINS if chains is None else chains, cache_path=cache, cache_spec=SPEC, state=state)[:2]
 
 
 def one_file(text: str, path: str = "/etc/httpd/httpd.conf", **kwargs) -> ApacheConfig:
@@ -428,7 +429,7 @@ def test_site_record():
         "outcome": None,
         "reason": None,
         "details": {"addresses": ["*:443", "[2001:db8::1]:443"], "ports": [443, 443], "ssl_certificate_chain_file": None,
-                    "ssl_ca_certificate_file": None},
+                    "ssl_ca_certificate_file": None, "macro": None},
     }
     api = config.sites()[4]
     assert api.verifies_clients and api.ssl_ca_certificate_file == "/etc/ssl/clients/ca.pem"
@@ -810,3 +811,121 @@ def test_parse_2000_vhosts_in_200_files():
     print("\napache: 2000 vhosts in 200 files (%d KiB): parse %.3fs, sites %.3fs, edits for all %.3fs" % (
         sum(len(text) for text in files.values()) // 1024, parsed - started, modelled - parsed, edited - modelled))
     assert len(sites) == 2000 and len(config.files) == 201 and len(edits) == 200
+
+
+# --- mod_macro ---------------------------------------------------------------------------------------
+
+MACROS = (
+    "<Macro TLSSite $name @root>\n"
+    "  # a comment of the macro, dropped as httpd drops it\n"
+    "  <VirtualHost *:443>\n"
+    "    ServerName $name\n"
+    "    ServerAlias www.$name ${name}.test $namey\n"
+    "    DocumentRoot @root\n"
+    "    SSLEngine on\n"
+    "    SSLCertificateFile /etc/ssl/$name.crt\n"
+    "    SSLCertificateKeyFile /etc/ssl/$name.key\n"
+    "  </VirtualHost>\n"
+    "</Macro>\n"
+)
+
+
+def test_a_use_of_a_macro_makes_the_sites_httpd_makes():
+    config = one_file(MACROS + "Use TLSSite a.example \"/srv/a b\"\nuse tlssite b.example /srv/b\n")
+    first, second = config.tls_sites()
+    # Plain text replacement, as mod_macro: `$name` inside `$namey` too, `${name}` (a Define) not.
+    assert first.server_names == ["a.example", "www.a.example", "${name}.test", "a.exampley"]
+    assert first.certificates == ["/etc/ssl/a.example.crt"] and second.certificates == ["/etc/ssl/b.example.crt"]
+    # An @ parameter is written in quotes: the value with a space stays one word.
+    assert [d.args for d in first.directive.block if d.key == "documentroot"] == [["/srv/a b"]]
+    # The site is found at its Use line; its text is the macro's.
+    assert (first.path, first.line, second.line) == ("/etc/httpd/httpd.conf", 12, 13)
+    assert first.macro.record() == {"name": "tlssite", "path": "/etc/httpd/httpd.conf", "line": 12,
+                                    "definition_path": "/etc/httpd/httpd.conf", "definition_line": 1}
+    assert first.directive.path == 'macro \'tlssite\' (defined on line 1 of "/etc/httpd/httpd.conf") used on line 12 of "/etc/httpd/httpd.conf"'
+    assert site_record(first, "apache")["details"]["macro"]["line"] == 12
+    assert [site.index for site in config.sites()] == [0, 1]
+
+
+@pytest.mark.parametrize("modules, count", [(None, 2), ({"macro_module", "ssl_module"}, 2), ({"mod_macro.c"}, 2), ({"ssl_module"}, 0)])
+def test_macros_are_expanded_only_where_mod_macro_is_loaded(modules, count):
+    config = one_file(MACROS + "Use TLSSite a.example /srv/a\nUse TLSSite b.example /srv/b\n", modules=modules)
+    assert len(config.sites()) == count
+
+
+def test_substitution_takes_the_leftmost_then_the_longest_name():
+    config = one_file("<Macro M $a $ab %x>\nServerAdmin $ab-$a-%x-$a$ab\n</Macro>\nUse M one two \"th ree\"\n")
+    assert config.server_directives("ServerAdmin")[0].args == ["two-one-th", "ree-onetwo"]
+
+
+def test_a_macro_body_is_read_only_where_it_is_used():
+    config = one_file("<Macro M $v>\nDefine INSIDE $v\n</Macro>\nServerName ${INSIDE}\nUse M set\nServerAlias ${INSIDE}\n")
+    assert config.server_directives("ServerName")[0].args == ["${INSIDE}"]
+    assert config.server_directives("ServerAlias")[0].args == ["set"]
+
+
+def test_a_use_inside_a_macro_and_inside_a_vhost():
+    config = one_file(
+        "<Macro Cert $n>\n  SSLEngine on\n  SSLCertificateFile /etc/ssl/$n.crt\n</Macro>\n"
+        "<Macro Site $n>\n<VirtualHost *:443>\n  ServerName $n\n  Use Cert $n\n</VirtualHost>\n</Macro>\n"
+        "Use Site nested.example\n"
+        "<VirtualHost *:443>\n  ServerName plain.example\n  Use Cert plain.example\n</VirtualHost>\n")
+    nested, plain = config.tls_sites()
+    assert nested.certificates == ["/etc/ssl/nested.example.crt"] and plain.certificates == ["/etc/ssl/plain.example.crt"]
+    # The outermost Use is the line a person finds; the vhost written in the file is no macro's.
+    assert (nested.macro.name, nested.line) == ("site", 11) and plain.macro is None and plain.line == 12
+
+
+@pytest.mark.parametrize("text, message", [
+    ("Use Missing a\n", "macro 'missing' undefined"),
+    ("<Macro M $a>\nServerName $a\n</Macro>\nUndefMacro M\nUse M x\n", "macro 'm' undefined"),
+    ("UndefMacro M\n", "cannot remove undefined macro 'M'"),
+    ("<Macro M $a>\nServerName $a\n</Macro>\nUse M\n", "used with 0 arguments instead of 1"),
+    ("<Macro M $a>\nUse M $a\n</Macro>\nUse M x\n", "recursive use of macro 'm' is invalid"),
+    ("<Macro M $a $a>\nServerName $a\n</Macro>\n", "argument name conflict in macro 'M'"),
+    ("Use\n", "no macro name specified with Use"),
+])
+def test_macro_errors_are_httpd_s(text, message):
+    with pytest.raises(ApacheConfigError, match=message):
+        one_file(text)
+
+
+def test_a_site_made_by_a_macro_is_left_alone_with_what_to_do():
+    text = MACROS + "Use TLSSite a.example /srv/a\n" + vhost(SITE)
+    config = one_file(text)
+    chains = {"/etc/ssl/a.example.crt": "/etc/ssl/a.example-chain.pem", "/etc/ssl/a.crt": "/etc/ssl/a-chain.pem"}
+    edits, summary = plan(config, "/etc/httpd/conf.d/ocsp.conf", chains)
+    # The file is edited only in the vhost written out in it: the macro's text is the same.
+    new = edits["/etc/httpd/httpd.conf"]
+    assert new.startswith(MACROS + "Use TLSSite a.example /srv/a\n<VirtualHost *:443>\n") and new.count("SSLUseStapling on") == 1
+    refused = summary[0]
+    assert (refused["path"], refused["line"], refused["server_names"][0]) == ("/etc/httpd/httpd.conf", 12, "a.example")
+    change, = refused["changes"]
+    assert change.startswith("not handled: this VirtualHost is the text of macro 'tlssite' (defined at /etc/httpd/httpd.conf:1), used at "
+                             "/etc/httpd/httpd.conf:12") and "SSLCACertificateFile /etc/ssl/a.example-chain.pem" in change
+    assert summary[1]["changes"][0] == "add SSLUseStapling on"
+
+
+def test_a_value_set_by_a_macro_inside_a_written_vhost_is_not_changed():
+    macro = "<Macro NoStaple>\n  SSLUseStapling off\n</Macro>\n"
+    config = one_file(macro + vhost(SITE + "    Use NoStaple\n"))
+    edits, summary = plan(config, "/etc/httpd/conf.d/ocsp.conf", A_CHAINS)
+    assert "/etc/httpd/httpd.conf" not in edits
+    assert summary[0]["changes"] == [
+        "not handled: SSLUseStapling off in this VirtualHost comes from macro 'nostaple' (defined at /etc/httpd/httpd.conf:1), used at "
+        "/etc/httpd/httpd.conf:9, shared by every Use of it; the collection never edits a macro. Set it in the macro by hand, or write "
+        "SSLUseStapling on in this VirtualHost after the Use line"]
+
+
+def test_a_written_vhost_whose_certificate_comes_from_a_macro_is_stapled_in_its_own_lines():
+    macro = "<Macro Cert $n>\n  SSLEngine on\n  SSLCertificateFile /etc/ssl/$n.crt\n  SSLUseStapling on\n</Macro>\n"
+    host = FakeHost({"/etc/httpd/httpd.conf": macro + vhost("    ServerName a\n    Use Cert a\n")})
+    config = host.load("/etc/httpd/httpd.conf")
+    edits, dummy = plan(config, "/etc/httpd/conf.d/ocsp.conf", A_CHAINS)
+    new = edits["/etc/httpd/httpd.conf"]
+    # SSLUseStapling on is in effect already (from the macro); the other lines go into the vhost, after its ServerName.
+    assert new.startswith(macro) and "SSLUseStapling" not in new[len(macro):]
+    assert "    ServerName a\n    # ocsp.stapling\n    SSLStaplingResponderTimeout 5\n" in new
+    host.apply(edits)
+    edits, dummy = plan(host.load("/etc/httpd/httpd.conf"), "/etc/httpd/conf.d/ocsp.conf", A_CHAINS, state="absent")
+    assert edits["/etc/httpd/httpd.conf"] == macro + vhost("    ServerName a\n    Use Cert a\n")

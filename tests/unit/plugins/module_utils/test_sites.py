@@ -125,7 +125,7 @@ def test_nginx_and_apache_sites_have_the_same_keys():
         assert record["outcome"] is None and record["reason"] is None
         assert record["stapling"] in ("on", "off")
     assert set(records[0]["details"]) == {"listens", "ssl_trusted_certificate", "ssl_stapling_verify", "resolver"}
-    assert set(records[2]["details"]) == {"addresses", "ports", "ssl_ca_certificate_file", "ssl_certificate_chain_file"}
+    assert set(records[2]["details"]) == {"addresses", "ports", "ssl_ca_certificate_file", "ssl_certificate_chain_file", "macro"}
 
 
 def test_nginx_site_record():
@@ -235,6 +235,7 @@ def test_apache_site_record():
             "ports": [443, 8443],
             "ssl_ca_certificate_file": None,
             "ssl_certificate_chain_file": "/etc/ssl/shop/chain.pem",
+            "macro": None,
         },
     }
     # A relative certificate path is resolved against ServerRoot; SSLVerifyClient require is mTLS.
