@@ -45,6 +45,13 @@ options:
         not used.
     type: dict
     default: {}
+  not_applicable:
+    description:
+      - Maps certificate paths to why they cannot be stapled (the RV(ocsp.stapling.preflight#filter:_value.reason) of
+        the preflight: no OCSP URL, issuer not found, expired, ...). Used only for RV(outcomes), which then gives that
+        reason for every site of such a certificate instead of "not handled".
+    type: dict
+    default: {}
   state:
     description: V(present) turns stapling on; V(absent) removes what this module added and restores what it changed.
     type: str

@@ -28,6 +28,19 @@ from ._configtext import (MAX_INCLUDE_DEPTH, ConfigError, LineIndex, collector_p
 
 GLOB_CHARS = "*?["
 
+# The one outcome every TLS site gets in a run (state present), with a reason a person can act on.
+STAPLED = "stapled"  # this run turned stapling on (verify then proves it)
+ALREADY = "already"  # stapling was already configured as wanted: nothing changed
+NOT_APPLICABLE = "not applicable"  # the site cannot be stapled (no OCSP URL, no certificate, ...): left alone
+NOT_HANDLED = "not handled"  # the site could be stapled, but this run did not: why, and what to do
+# With state absent.
+REMOVED = "removed"  # what the collection had added or changed was taken back
+UNCHANGED = "unchanged"  # nothing of the collection's was there
+
+
+class SiteRefused(Exception):
+    """A chosen site the plan leaves alone (and why): it gets the outcome "not handled", the run goes on."""
+
 
 @dataclass(eq=False)
 class Directive:
@@ -259,6 +272,11 @@ class SplicePlan:
         # (path, offset) -> {key: line}: the lines to add at one place, one per directive key
         self.insertions = {}
         self._added_per_path = None
+        # For the outcomes: site -> chain of every site chosen to staple; the sites this plan changes;
+        # site -> why a chosen site is left alone.
+        self.chosen = {}
+        self.edited = set()
+        self.refused = {}
 
     # -- what a dialect fills in
 
@@ -314,13 +332,20 @@ class SplicePlan:
             self.note(None, change, directive.path, directive.line)
         for site in sites or ():
             self.note(site, change)
+            self.edited.add(site)
 
     def present(self, site, chain: str) -> None:
         """Give one site what :meth:`wanted` says: change what it sets otherwise, add what is not in effect."""
+        self.chosen[site] = chain
+        try:
+            wanted = self.wanted(site, chain)
+        except SiteRefused as exc:
+            self.refused[site] = str(exc)
+            return
         own = by_name(self.effective(site.directive.block))
         outer = self.outer_scope(site)
         additions = []
-        for name, args in self.wanted(site, chain):
+        for name, args in wanted:
             key = name.lower()
             if key in own:
                 directive = self.current(own[key])
@@ -339,11 +364,13 @@ class SplicePlan:
             raise self.error(directive.path, directive.line, '"%s" here is shared by sites that need different values (%s, %s)' % (
                 directive.name, " ".join(previous), " ".join(args)), self.shared_hint)
         self.note(site, "set %s %s (was %s)" % (directive.name, " ".join(args), " ".join(directive.args)))
+        self.edited.add(site)
         if previous is None:
             self.changed[key] = list(args)
             self.record_change(directive, args)
 
     def add_lines(self, site, additions: list) -> None:
+        self.edited.add(site)
         block = site.directive
         config_file = self.config.files[block.path]
         offset, indent = self.insertion_point(config_file, block)
@@ -394,16 +421,56 @@ class SplicePlan:
         edits.update(self.extra)
         return edits
 
-    def result(self) -> tuple:
-        """(edits, summary): :meth:`texts` and, per site, what changes, for people."""
-        return self.texts(), summarise_notes(self.notes)
+    def outcomes(self, sites: list, not_applicable: dict) -> list:
+        """The one outcome of every TLS site in ``sites``: [{path, line, index, server_names, certificates, outcome, reason}].
+
+        ``not_applicable`` maps certificate paths to why they cannot be stapled (the preflight's verdicts).
+        """
+        reasons = {os.path.normpath(path): reason for path, reason in (not_applicable or {}).items()}
+        found = []
+        for site in sites:
+            if not site.tls:
+                continue
+            if self.state == "absent":
+                outcome, reason = (REMOVED, "what the collection had added or changed was taken back") if site in self.edited else (
+                    UNCHANGED, "nothing of the collection's was there")
+            elif site in self.refused:
+                outcome, reason = NOT_HANDLED, self.refused[site]
+            elif site in self.chosen:
+                outcome, reason = (STAPLED, "stapling turned on with the chain file %s" % self.chosen[site]) if site in self.edited else (
+                    ALREADY, "stapling was already configured as wanted")
+            else:
+                outcome, reason = _left_alone(site, reasons)
+            found.append({"path": site.path, "line": site.line, "index": site.index, "server_names": list(site.server_names),
+                          "certificates": list(site.certificates), "outcome": outcome, "reason": reason})
+        return found
+
+    def result(self, sites: list, not_applicable: dict | None = None) -> tuple:
+        """(edits, summary, outcomes): :meth:`texts`; per site, what changes, for people; :meth:`outcomes`."""
+        return self.texts(), summarise_notes(self.notes), self.outcomes(sites, not_applicable)
+
+
+def _left_alone(site, reasons: dict) -> tuple:
+    """(outcome, reason) of a TLS site the plan did not choose."""
+    if not site.certificates:
+        return NOT_APPLICABLE, "the site has no certificate of its own (it refuses handshakes, or takes one only at run time)"
+    if site.uses_variables:
+        return NOT_APPLICABLE, ("its certificate path uses variables (%s): the server picks the file per handshake, so there is no single "
+                                "certificate to judge and staple" % ", ".join(site.certificates))
+    for path in site.certificates:
+        reason = reasons.get(os.path.normpath(path))
+        if reason is not None:
+            return NOT_APPLICABLE, "%s: %s" % (path, reason)
+    return NOT_HANDLED, ("its certificate %s was not given to this run (chains): the roles give every certificate of the host; "
+                         "called alone, give it in chains, or its reason in not_applicable" % ", ".join(site.certificates))
 
 
 class Dialect:
     """What the editing lifecycle needs from one server, configured with the module's options.
 
     ``module`` names the module in the result and the journal; :meth:`load` reads the configuration;
-    :meth:`plan` returns (edits, summary) for ``chains`` (certificate path -> chain file) and ``state``;
+    :meth:`plan` returns (edits, summary, outcomes) for ``chains`` (certificate path -> chain file), ``state`` and
+    ``not_applicable`` (certificate path -> why it cannot be stapled);
     :meth:`before` is a file's text for the diff; :meth:`links` the symlinks to create or remove
     (None for a server without any) and :meth:`intent` what a later recovery must know of this run.
     """
@@ -417,7 +484,7 @@ class Dialect:
     def load(self):
         raise NotImplementedError
 
-    def plan(self, config, chains: dict, state: str) -> tuple:
+    def plan(self, config, chains: dict, state: str, not_applicable: dict | None = None) -> tuple:
         raise NotImplementedError
 
     def before(self, config, path: str) -> str:

@@ -51,12 +51,13 @@ class Transaction:
     warn: Callable[[str], None] | None = None
 
 
-def run_edit(dialect, state: str, chains: dict, chain_files: dict, transaction: Transaction) -> dict:
+def run_edit(dialect, state: str, chains: dict, chain_files: dict, transaction: Transaction, not_applicable: dict | None = None) -> dict:
     """Run the whole lifecycle for ``dialect`` (a ``_dialect.Dialect``); returns the module's result, or raises EditFailed with it.
 
     ``chains`` maps certificate paths to the chain file their sites must name; ``chain_files`` maps
-    chain files to their content (present) or names those to remove (absent). The configuration is
-    read and planned under the lock, after the rollback of an interrupted run.
+    chain files to their content (present) or names those to remove (absent); ``not_applicable`` maps
+    certificate paths to why they cannot be stapled, for the outcomes. The configuration is read and
+    planned under the lock, after the rollback of an interrupted run.
     """
     session = RecoveringLock(transaction.lock_path, transaction.backup_dir, transaction.writer, check=transaction.check,
                              warn=transaction.warn, lock_timeout=transaction.lock_timeout)
@@ -65,7 +66,7 @@ def run_edit(dialect, state: str, chains: dict, chain_files: dict, transaction: 
         with session:
             recovered = session.recovered
             config = dialect.load()
-            edits, sites = dialect.plan(config, chains, state)
+            edits, sites, outcomes = dialect.plan(config, chains, state, not_applicable)
             links = dialect.links(recovered, state)
             chain_changes = plan_chain_files(chain_files, state)
             result = dict(
@@ -73,6 +74,7 @@ def run_edit(dialect, state: str, chains: dict, chain_files: dict, transaction: 
                 files=sorted(edits),
                 chain_files=sorted(chain_changes),
                 sites=sites,
+                outcomes=outcomes,
                 diff=chain_file_diffs(chain_changes) + [
                     dict(before_header=path, after_header=path, before=dialect.before(config, path), after=text if text is not None else "")
                     for path, text in sorted(edits.items())],

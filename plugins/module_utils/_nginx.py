@@ -541,17 +541,20 @@ def _select(config: NginxConfig, chains: dict, include_default_servers: bool) ->
         wanted = {os.path.normpath(path): chain for path, chain in chains.items()}
         chosen = set(site for site, chain in selected)
         defaults = default_servers(sites)
-        # A pulled-in default server pulls in the defaults of its own sockets in turn.
+        # A pulled-in default server pulls in the defaults of its own sockets in turn. Only one whose own
+        # certificate can be stapled: a catch-all without an OCSP URL (or without a certificate, as with
+        # ssl_reject_handshake) would get lines nginx ignores with a warning at every test and reload,
+        # and another site's chain; it is left alone and its outcome says why.
         done = 0
         while done < len(selected):
             site, chain = selected[done]
             done += 1
             for listen in site.listens:
                 default = None if listen.quic else defaults.get(listen.socket)
-                if default is not None and default not in chosen:
+                own = None if default is None else chain_of(default, wanted)
+                if own is not None and default not in chosen:
                     chosen.add(default)
-                    own = chain_of(default, wanted)
-                    selected.append((default, chain if own is None else own))
+                    selected.append((default, own))
     return selected
 
 
@@ -611,7 +614,17 @@ class _Plan(SplicePlan):
     # present
 
     def wanted(self, site: Site, chain: str) -> list:
-        wanted = [("ssl_stapling", ["on"]), ("ssl_stapling_verify", ["on"]), ("ssl_trusted_certificate", [chain])]
+        wanted = [("ssl_stapling", ["on"])]
+        if site.verifies_clients:
+            # ssl_trusted_certificate is also where nginx finds the CAs it accepts client certificates
+            # from: replacing it refuses the partners' certificates, adding one accepts certificates of the
+            # stapling chain's CA. So the trust set stays as it is; nginx takes the issuer from the
+            # certificate file (a full chain) or from that set.
+            self.note(site, "keep the trusted CA set (the site verifies client certificates): ssl_trusted_certificate and "
+                            "ssl_stapling_verify stay as they are; nginx takes the issuer from the certificate file%s" % (
+                                " or from " + site.chain_file if site.chain_file else ""))
+        else:
+            wanted += [("ssl_stapling_verify", ["on"]), ("ssl_trusted_certificate", [chain])]
         if self.resolver and site.resolver is None:
             wanted.append(("resolver", list(self.resolver)))
         return wanted
@@ -792,14 +805,16 @@ def _check_contexts(config: NginxConfig) -> None:
 
 
 def plan_stapling(config: NginxConfig, chains: dict, *, resolver: list | None = None, include_default_servers: bool = True,
-                  state: str = "present") -> tuple:
-    """(edits, summary) of one plan.
+                  state: str = "present", not_applicable: dict | None = None) -> tuple:
+    """(edits, summary, outcomes) of one plan.
 
     edits: {real path: new text} for every file whose text changes; empty when nothing is to do.
     present: turn on stapling in every TLS site whose certificate is a key of ``chains`` (value: the
     chain file for ``ssl_trusted_certificate``), and in the default servers of their sockets.
     absent: undo, in every loaded file, what present did (``chains`` and the other options are not used).
     summary: per site, what changes, for people: [{path, line, index, server_names, changes: ["add ssl_stapling on", ...]}].
+    outcomes: the one outcome of every TLS site (``_dialect.SplicePlan.outcomes``); ``not_applicable``
+    maps certificate paths to why they cannot be stapled.
     """
     with collector_paused():
         plan = _Plan(config, state, resolver)
@@ -814,7 +829,7 @@ def plan_stapling(config: NginxConfig, chains: dict, *, resolver: list | None = 
                 plan.absent(path, reached)
         else:
             raise ValueError("state must be present or absent, got %r" % (state,))
-        return plan.result()
+        return plan.result(config.sites(), not_applicable)
 
 
 class NginxDialect(Dialect):
@@ -830,5 +845,6 @@ class NginxDialect(Dialect):
     def load(self) -> NginxConfig:
         return NginxConfig.load(self.conf_path, reader=self.reader)
 
-    def plan(self, config: NginxConfig, chains: dict, state: str) -> tuple:
-        return plan_stapling(config, chains, resolver=self.resolver or None, include_default_servers=self.default_servers, state=state)
+    def plan(self, config: NginxConfig, chains: dict, state: str, not_applicable: dict | None = None) -> tuple:
+        return plan_stapling(config, chains, resolver=self.resolver or None, include_default_servers=self.default_servers, state=state,
+                             not_applicable=not_applicable)

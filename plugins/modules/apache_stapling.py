@@ -81,8 +81,11 @@ options:
     default: shmcb:${APACHE_RUN_DIR}/ocsp-stapling(128000)
   links:
     description:
-      - Symlinks to create with O(state=present) (link path -> target, as C(a2enconf) and C(a2enmod) make them),
-        and to remove with O(state=absent) when they point at that target.
+      - Symlinks that enable the O(cache_path) file and what it needs (link path -> target, as C(a2enconf) and
+        C(a2enmod) make them), and to remove with O(state=absent) when they point at that target.
+      - With O(state=present) they are created only when the O(cache_path) file is the server's C(SSLStaplingCache)
+        (written by this run or already there): not when the configuration has an C(SSLStaplingCache) of its own, nor
+        when no site is stapled, so that no link points at a file that is never written.
     type: dict
     default: {}
   test_command:
@@ -137,6 +140,43 @@ sites:
   returned: always
   type: list
   elements: dict
+outcomes:
+  description:
+    - The one outcome of every TLS site of the configuration in this run, in configuration order. Nothing is left out.
+    - "With O(state=present): V(stapled) (this run turned stapling on; the roles then verify it), V(already) (stapling
+      was configured as wanted), V(not applicable) (the site cannot be stapled: no certificate, a certificate path with
+      variables, or the reason O(not_applicable) gives for its certificate) or V(not handled) (it could be stapled but
+      this run did not, and RV(outcomes[].reason) says why and what to do)."
+    - With O(state=absent), V(removed) or V(unchanged).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: File of the site's block (symlinks resolved).
+      type: str
+    line:
+      description: Line of the site's block.
+      type: int
+    index:
+      description: Position of the site among all sites of the configuration.
+      type: int
+    server_names:
+      description: The names of the site.
+      type: list
+      elements: str
+    certificates:
+      description: The certificate paths of the site.
+      type: list
+      elements: str
+    outcome:
+      description: V(stapled), V(already), V(not applicable), V(not handled), V(removed) or V(unchanged).
+      type: str
+      sample: not applicable
+    reason:
+      description: Why, in words a person can act on.
+      type: str
+      sample: "/etc/ssl/certs/www.pem: the certificate has no OCSP URL (Authority Information Access)"
 restored:
   description: Paths put back after a failed server test.
   returned: failure

@@ -119,6 +119,43 @@ sites:
       line: 22
       server_names: [www.example.com]
       changes: ["add ssl_stapling on", "set ssl_stapling_verify on (was off)"]
+outcomes:
+  description:
+    - The one outcome of every TLS site of the configuration in this run, in configuration order. Nothing is left out.
+    - "With O(state=present): V(stapled) (this run turned stapling on; the roles then verify it), V(already) (stapling
+      was configured as wanted), V(not applicable) (the site cannot be stapled: no certificate, a certificate path with
+      variables, or the reason O(not_applicable) gives for its certificate) or V(not handled) (it could be stapled but
+      this run did not, and RV(outcomes[].reason) says why and what to do)."
+    - With O(state=absent), V(removed) or V(unchanged).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: File of the site's block (symlinks resolved).
+      type: str
+    line:
+      description: Line of the site's block.
+      type: int
+    index:
+      description: Position of the site among all sites of the configuration.
+      type: int
+    server_names:
+      description: The names of the site.
+      type: list
+      elements: str
+    certificates:
+      description: The certificate paths of the site.
+      type: list
+      elements: str
+    outcome:
+      description: V(stapled), V(already), V(not applicable), V(not handled), V(removed) or V(unchanged).
+      type: str
+      sample: not applicable
+    reason:
+      description: Why, in words a person can act on.
+      type: str
+      sample: "/etc/ssl/certs/www.pem: the certificate has no OCSP URL (Authority Information Access)"
 restored:
   description: Files put back after a failed server test.
   returned: failure

@@ -492,9 +492,10 @@ def test_default_servers():
 def test_present_on_the_debian_tree():
     host = debian()
     edits = stapling_edits(host.load(), CHAINS, resolver=RESOLVER)
+    # The catch-all default server on 8443 serves the snakeoil certificate, which cannot be stapled: left alone.
     assert sorted(edits) == sorted(ETC + "/" + name for name in (
-        "conf.d/catchall.conf", "conf.d/legacy.conf", "conf.d/quic.conf", "conf.d/shop.conf", "sites-available/example.com"))
-    for name in ("conf.d/catchall.conf", "conf.d/quic.conf", "conf.d/shop.conf", "sites-available/example.com"):
+        "conf.d/legacy.conf", "conf.d/quic.conf", "conf.d/shop.conf", "sites-available/example.com"))
+    for name in ("conf.d/quic.conf", "conf.d/shop.conf", "sites-available/example.com"):
         assert edits[ETC + "/" + name] == expected("debian/" + name), name
     assert edits[ETC + "/conf.d/legacy.conf"] == expected("debian/conf.d/legacy.conf", crlf=True)
 
@@ -547,21 +548,21 @@ def test_each_corpus_file_round_trips_on_its_own():
             assert host.files == original, path
 
 
-def test_default_server_is_pulled_in_with_its_own_chain_or_the_selecting_one():
+def test_default_server_is_pulled_in_only_with_its_own_chain():
     config = debian().load()
     shop_only = {"/etc/ssl/shop/rsa.crt": "/etc/ssl/shop/chain.pem"}
-    touched = {entry["index"]: entry for entry in edit_summary(config, shop_only)}
-    # shop (4) listens on *:443 and [::]:443, whose default server is example.com (9).
-    assert sorted(touched) == [4, 9]
-    assert "add ssl_trusted_certificate /etc/ssl/shop/chain.pem" in touched[9]["changes"]
     with_own = dict(shop_only, **{"/etc/ssl/example.com/fullchain.pem": "/etc/ssl/example.com/chain.pem"})
-    touched = {entry["index"]: entry for entry in edit_summary(config, with_own)}
+    # shop (4) listens on *:443 and [::]:443, whose default server is example.com (9): pulled in with its own chain
+    # even where stapling was asked for shop alone...
+    touched = {entry["index"]: entry for entry in edit_summary(config, with_own, include_default_servers=True)}
+    assert sorted(touched) == [4, 9]
     assert "add ssl_trusted_certificate /etc/ssl/example.com/chain.pem" in touched[9]["changes"]
+    # ...never with another site's chain: a default server whose certificate cannot be stapled is left alone.
+    assert [entry["index"] for entry in edit_summary(config, shop_only)] == [4]
     assert [entry["index"] for entry in edit_summary(config, shop_only, include_default_servers=False)] == [4]
-    # static (6) on *:8443 pulls in the catch-all (0), whose snakeoil certificate has no chain.
+    # static (6) on *:8443: the catch-all (0) serves the snakeoil certificate, which has no chain.
     touched = {entry["index"]: entry for entry in edit_summary(config, {"/etc/ssl/shop/static.crt": "/c/static.pem"})}
-    assert sorted(touched) == [0, 6]
-    assert "add ssl_trusted_certificate /c/static.pem" in touched[0]["changes"]
+    assert sorted(touched) == [6]
 
 
 def test_selection_by_any_certificate_of_a_site():
@@ -581,7 +582,7 @@ def test_resolver_is_added_only_where_none_is_in_scope():
     summary = {entry["index"]: entry["changes"] for entry in edit_summary(config, CHAINS, resolver=RESOLVER)}
     with_resolver = sorted(index for index, changes in summary.items() if "add resolver 127.0.0.53" in changes)
     # example.com (9) has one from snippets/ssl-params.conf.
-    assert with_resolver == [0, 1, 2, 4, 6]
+    assert with_resolver == [1, 2, 4, 6]
     summary = {entry["index"]: entry["changes"] for entry in edit_summary(config, CHAINS)}
     assert not [changes for changes in summary.values() if any(change.startswith("add resolver") for change in changes)]
     summary = edit_summary(rhel().load(), CHAINS, resolver=RESOLVER)
@@ -872,3 +873,50 @@ def test_parse_2000_servers_in_200_files():
     print("\nnginx: 2000 servers in 200 files (%d KiB): parse %.3fs, sites %.3fs, edits for all %.3fs" % (
         sum(len(text) for text in files.values()) // 1024, parsed - started, modelled - parsed, edited - modelled))
     assert len(sites) == 2000 and len(config.files) == 201 and len(edits) == 200
+
+
+# --- every site one outcome; trust kept (issue 13) -------------------------------------------------
+
+
+def test_every_tls_site_gets_exactly_one_outcome_with_its_reason():
+    config = debian().load()
+    not_applicable = {"/etc/ssl/certs/ssl-cert-snakeoil.pem": "the certificate has no OCSP URL"}
+    chains = {path: chain for path, chain in CHAINS.items() if path != "/etc/ssl/shop/static.crt"}
+    dummy, dummy, outcomes = plan_stapling(config, chains, resolver=RESOLVER, not_applicable=not_applicable)
+    by_index = {entry["index"]: (entry["outcome"], entry["reason"]) for entry in outcomes}
+    assert sorted(by_index) == sorted(site.index for site in config.tls_sites())
+    assert by_index[0] == ("not applicable", "/etc/ssl/certs/ssl-cert-snakeoil.pem: the certificate has no OCSP URL")
+    assert by_index[4][0] == by_index[9][0] == "stapled"
+    assert by_index[5][0] == "not applicable" and "uses variables" in by_index[5][1]
+    assert by_index[6][0] == "not handled" and "/etc/ssl/shop/static.crt was not given to this run" in by_index[6][1]
+
+
+def test_a_second_run_says_already():
+    host = debian()
+    host.files.update(stapling_edits(host.load(), CHAINS, resolver=RESOLVER))
+    dummy, dummy, outcomes = plan_stapling(host.load(), CHAINS, resolver=RESOLVER)
+    assert {entry["outcome"] for entry in outcomes if entry["certificates"][0] in CHAINS} == {"already"}
+    dummy, dummy, outcomes = plan_stapling(host.load(), CHAINS, state="absent")
+    assert {entry["outcome"] for entry in outcomes if entry["certificates"][0] in CHAINS} == {"removed"}
+
+
+@pytest.mark.parametrize("verify", ["on", "optional", "OPTIONAL_NO_CA"])
+@pytest.mark.parametrize("where", ["server", "http"])
+def test_a_site_that_verifies_clients_keeps_its_trusted_ca_set(verify, where):
+    """ssl_trusted_certificate is also where nginx takes the CAs of client certificates from: replaced, partners are
+    refused; added, certificates of the stapling chain's CA are accepted. Neither may happen."""
+    setting = "ssl_verify_client %s;" % verify
+    text = ("events {}\nhttp {\n    %s\n    server {\n        listen 443 ssl;\n        server_name partners.test;\n"
+            "        ssl_certificate /c/a.pem;\n        ssl_certificate_key /c/a.key;\n        %s\n"
+            "        ssl_trusted_certificate /c/partners-ca.pem;\n    }\n    server {\n        listen 443 ssl;\n"
+            "        server_name open.test;\n        ssl_certificate /c/b.pem;\n        ssl_certificate_key /c/b.key;\n"
+            "        ssl_verify_client off;\n    }\n}\n") % (setting if where == "http" else "", setting if where == "server" else "")
+    config = FakeHost({ETC + "/nginx.conf": text}).load()
+    edits, summary, outcomes = plan_stapling(config, {"/c/a.pem": "/c/chain.pem", "/c/b.pem": "/c/chain.pem"}, resolver=RESOLVER)
+    new = edits[ETC + "/nginx.conf"]
+    partners, open_site = summary
+    assert "ssl_trusted_certificate /c/partners-ca.pem;\n" in new and new.count("/c/chain.pem") == 1
+    assert partners["changes"][0].startswith("keep the trusted CA set (the site verifies client certificates)")
+    assert not any("ssl_trusted_certificate" in change or "ssl_stapling_verify" in change for change in partners["changes"][1:])
+    assert "add ssl_trusted_certificate /c/chain.pem" in open_site["changes"]
+    assert [entry["outcome"] for entry in outcomes] == ["stapled", "stapled"]
