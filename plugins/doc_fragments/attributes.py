@@ -47,9 +47,9 @@ options:
     default: {}
   not_applicable:
     description:
-      - Maps certificate paths to why they cannot be stapled (the RV(ocsp.stapling.preflight#filter:_value.reason) of
-        the preflight: no OCSP URL, issuer not found, expired, ...). Used only for RV(outcomes), which then gives that
-        reason for every site of such a certificate instead of "not handled".
+      - "Maps certificate paths to why they cannot be stapled (the RV(ocsp.stapling.preflight#filter:_value.reason) of
+        the preflight, such as no OCSP URL, issuer not found or expired). Used only for RV(outcomes), which then gives
+        that reason for every site of such a certificate instead of V(not handled)."
     type: dict
     default: {}
   state:
