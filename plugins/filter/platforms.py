@@ -17,7 +17,8 @@ def apache_layout(info):
         raise AnsibleFilterError("ocsp.stapling.apache_layout: give the result of ocsp.stapling.server_info for Apache "
                                  "(a mapping with layout and server_root)")
     try:
-        return _platforms.apache_layout(info["layout"], info["server_root"])
+        # Older results have no layout_root: their layouts (Debian, RHEL) keep their folders in the ServerRoot.
+        return _platforms.apache_layout(info["layout"], info.get("layout_root") or info["server_root"])
     except _platforms.PlatformError as exc:
         raise AnsibleFilterError("ocsp.stapling.apache_layout: %s" % exc) from None
 

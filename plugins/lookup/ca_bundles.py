@@ -10,7 +10,7 @@ version_added: 0.1.0
 short_description: The CA bundle path of every distribution family the collection knows
 description:
   - Lists where each distribution family keeps the PEM bundle of its trusted CAs, from the one table of the collection
-    (Debian and Ubuntu, whose path Arch and Alpine share; the RHEL family; SUSE).
+    (Debian and Ubuntu, whose path Arch, Gentoo and Alpine share; the RHEL family; SUSE; Alpine's own; FreeBSD).
   - It is the default of C(nginx_stapling_ca_bundles) and C(apache_stapling_ca_bundles). The roles gather no facts, so they
     pass every path to M(ocsp.stapling.server_info), which skips the files that do not exist on the host.
   - Takes no terms. Use C(query) (or C(lookup) with C(wantlist=true)) to get a list.
@@ -29,7 +29,8 @@ _list:
   description: Absolute paths of the CA bundles, one per family, Debian's first.
   type: list
   elements: str
-  sample: [/etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt, /etc/ssl/ca-bundle.pem]
+  sample: [/etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt, /etc/ssl/ca-bundle.pem, /etc/ssl/cert.pem,
+           /usr/local/etc/ssl/cert.pem]
 """
 
 from ansible.errors import AnsibleLookupError

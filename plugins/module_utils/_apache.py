@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 
 from ._configtext import (MARKER, MAX_CONFIG_BYTES, MAX_NESTING, ConfigError, check_bom, collector_paused, depth_of, indent_at, newline_before,
                           nesting_error, read_text, sorted_glob, unreadable_hint)
-from ._dialect import ConfigFile, Dialect, Loader, SplicePlan, by_name, chosen_sites, flag, include_paths, sites_at, walk
+from ._dialect import ConfigFile, Dialect, Loader, SiteRefused, SplicePlan, by_name, chosen_sites, flag, include_paths, sites_at, walk
 from ._dialect import Directive as BaseDirective
 from ._dialect import Site as BaseSite
 
@@ -762,13 +762,6 @@ class _Plan(SplicePlan):
 
     # present
 
-    def present(self, site: Site, chain: str) -> None:
-        refusal = self.macro_refusal(site, chain)
-        if refusal:
-            self.note(site, refusal)
-            return
-        super().present(site, chain)
-
     def macro_refusal(self, site: Site, chain: str) -> str | None:
         """Why the site is left alone when what the plan would write is the text of a macro, else None.
 
@@ -777,7 +770,7 @@ class _Plan(SplicePlan):
         """
         lines = "%s and SSLCACertificateFile %s" % (", ".join("%s %s" % (name, " ".join(args)) for name, args in _STAPLING), chain)
         if site.macro:
-            return ("not handled: this VirtualHost is the text of %s, shared by every Use of it; the collection never edits a macro. "
+            return ("this VirtualHost is the text of %s, shared by every Use of it; the collection never edits a macro. "
                     "Add %s to the macro by hand if every site that uses it can staple, or write this site out without the macro"
                     % (site.macro.where(), lines))
         own = by_name(_effective(site.directive.block))
@@ -785,7 +778,7 @@ class _Plan(SplicePlan):
             found = own.get(name.lower())
             current = self.current(found) if found else None
             if current is not None and current.macro and not self.same(current.key, current.args, args):
-                return ("not handled: %s %s in this VirtualHost comes from %s, shared by every Use of it; the collection never edits a "
+                return ("%s %s in this VirtualHost comes from %s, shared by every Use of it; the collection never edits a "
                         "macro. Set it in the macro by hand, or write %s %s in this VirtualHost after the Use line" % (
                             current.name, " ".join(current.args), current.macro.where(), name, " ".join(args)))
         return None
@@ -796,6 +789,9 @@ class _Plan(SplicePlan):
         return list(_STAPLING) + ([] if site.verifies_clients else [("SSLCACertificateFile", [chain])])
 
     def wanted(self, site: Site, chain: str) -> list:
+        refusal = self.macro_refusal(site, chain)
+        if refusal:
+            raise SiteRefused(refusal)
         wanted = self.stapling_lines(site, chain)
         if site.verifies_clients:
             if site.chain_file:
@@ -1027,19 +1023,22 @@ class ApacheDialect(Dialect):
     module = "apache_stapling"
 
     def __init__(self, conf_path: str, cache_path: str, cache_spec: str, server_root: str | None = None, env: dict | None = None,
-                 modules=None, keep_cache: bool = False, links: dict | None = None, reader=None) -> None:
+                 modules=None, keep_cache: bool = False, links: dict | None = None, reader=None, defines=None) -> None:
         super().__init__(conf_path, reader)
         self.cache_path = cache_path
         self.cache_spec = cache_spec
         self.server_root = server_root
         self.env = dict(env or {})
         self.modules = None if modules is None else set(modules)
+        # The -D names Apache is started with (server_info's defines), for <IfDefine>.
+        self.defines = list(defines or ())
         self.keep_cache = keep_cache
         self.wanted_links = dict(links or {})
         self.cache_in_use = False
 
     def load(self) -> ApacheConfig:
-        return ApacheConfig.load(self.conf_path, reader=self.reader, server_root=self.server_root, env=self.env, modules=self.modules)
+        return ApacheConfig.load(self.conf_path, reader=self.reader, server_root=self.server_root, env=self.env, defines=self.defines,
+                                 modules=self.modules)
 
     def plan(self, config: ApacheConfig, chains: dict, state: str, not_applicable: dict | None = None) -> tuple:
         with collector_paused():

@@ -110,3 +110,38 @@ def parse_envvars(text: str, confdir: str = "/etc/apache2") -> dict:
         value = re.sub(r"\$\{?SUFFIX\}?", suffix, value)
         values[found.group(1)] = re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda match: values.get(match.group(1), ""), value)
     return values
+
+
+def parse_shell_variables(text: str) -> dict:
+    """The plain assignments of a shell file such as /etc/sysconfig/httpd or /etc/conf.d/apache2
+    (``NAME=value``, ``export NAME="value"``, ``NAME='value'``; the last one wins), without running it.
+    Comment lines and anything that is not a plain assignment are skipped."""
+    values = {}
+    for line in text.splitlines():
+        found = re.match(r"\s*(?:export\s+)?([A-Za-z_]\w*)=(\"[^\"]*\"|'[^']*'|[^\s#]*)", line)
+        if found:
+            value = found.group(2)
+            values[found.group(1)] = value[1:-1] if value[:1] in "\"'" else value
+    return values
+
+
+def parse_defines(arguments: str, bare_words: bool = False) -> list:
+    """The names that httpd arguments define: ``-D NAME`` and ``-DNAME`` (other arguments skipped); with
+    ``bare_words`` (SUSE's APACHE_SERVER_FLAGS) every other word is a name too. In order, each once."""
+    names = []
+    words = arguments.split()
+    index = 0
+    while index < len(words):
+        word = words[index]
+        name = None
+        if word == "-D" and index + 1 < len(words):
+            index += 1
+            name = words[index]
+        elif word.startswith("-D") and len(word) > 2:
+            name = word[2:]
+        elif bare_words and not word.startswith("-"):
+            name = word
+        if name and name not in names:
+            names.append(name)
+        index += 1
+    return names

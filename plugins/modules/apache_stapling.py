@@ -54,6 +54,13 @@ options:
     description: Loaded modules, to judge C(<IfModule>) (RV(ocsp.stapling.server_info#module:modules)); null counts every C(<IfModule>) as true.
     type: list
     elements: str
+  defines:
+    description:
+      - The names Apache is started with as C(-D NAME), to judge C(<IfDefine>) (RV(ocsp.stapling.server_info#module:defines)).
+        O(test_command) must pass the same C(-D) flags, as the roles do.
+    type: list
+    elements: str
+    default: []
   chains:
     description:
       - Maps certificate paths (RV(ocsp.stapling.server_info#module:sites[].ssl_certificate)) to the full chain
@@ -239,6 +246,7 @@ def main() -> None:
             server_root=dict(type="path"),
             env=dict(type="dict", default={}),
             modules=dict(type="list", elements="str"),
+            defines=dict(type="list", elements="str", default=[]),
             chains=dict(type="dict", default={}),
             cache_path=dict(type="path", required=True),
             keep_cache=dict(type="bool", default=False),
@@ -251,7 +259,7 @@ def main() -> None:
     safe_results(module)  # odd bytes of a configuration file reach the result (diff, messages)
     params = module.params
     dialect = ApacheDialect(params["conf_path"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
-                            server_root=params["server_root"], env=params["env"], modules=params["modules"],
+                            server_root=params["server_root"], env=params["env"], modules=params["modules"], defines=params["defines"],
                             keep_cache=params["keep_cache"], links=params["links"])
     run_editing_module(module, dialect, params["chains"], params["test_command"], env=params["env"])
 

@@ -21,7 +21,9 @@ description:
     followed; the resolver in scope is reported."
   - "Apache: a site is a C(<VirtualHost>) with C(SSLEngine on); C(Include) / C(IncludeOptional) globs are
     followed, C(Define) and C(${VAR}) are expanded (with Debian's C(envvars)), C(<IfModule>) is judged
-    against the loaded modules (C(-M)) and C(<IfDefine>) against the defines."
+    against the loaded modules (C(-M)) and C(<IfDefine>) against the defines the service starts Apache with
+    (RV(defines)); mod_macro's C(Use) lines are expanded as Apache does, so that virtual hosts made by macros
+    are listed (at their C(Use) line, with RV(sites[].details.macro))."
   - Says whether the version supports OCSP stapling (nginx 1.3.7, Apache 2.3.3 or later); it does not
     fail on an old version, so that a play can report it; the roles refuse such hosts.
   - Needs only Python's standard library and the server's own binary on the managed host.
@@ -65,6 +67,13 @@ options:
     description: Extra variables for C(${VAR}) in the Apache configuration, on top of Debian's C(envvars).
     type: dict
     default: {}
+  apache_defines:
+    description:
+      - Names Apache is started with as C(-D NAME), for C(<IfDefine>), on top of those the service's own file gives
+        (RV(defines)), for a service started in a way the collection does not know.
+    type: list
+    elements: str
+    default: []
   server_names:
     description:
       - List only the TLS sites with one of these server names, and every other site that serves the
@@ -166,9 +175,27 @@ server_root:
   type: str
   sample: /etc/apache2
 layout:
-  description: Apache's layout, V(debian) (conf-available, mods-available), V(suse) (conf.d, vhosts.d, sysconfig.d), V(rhel) (conf.d) or V(plain).
+  description:
+    - Apache's layout, by the folders its package makes - V(debian) (conf-available, mods-available), V(suse) (conf.d, vhosts.d,
+      sysconfig.d), V(gentoo) (modules.d, vhosts.d), V(freebsd) (Includes, extra), V(alpine) (conf.d, and the ServerRoot links
+      run and modules), V(rhel) (conf.d), V(arch) (conf/extra) or V(plain).
   returned: when RV(server) is apache
   type: str
+layout_root:
+  description: The folder that holds the layout's folders (RV(server_root), or the folder of RV(conf_path) or the one above it).
+  returned: when RV(server) is apache
+  type: str
+  sample: /etc/apache2
+defines:
+  description:
+    - The names Apache is started with as C(-D NAME) - those of the service's own file (Debian C(APACHE_ARGUMENTS) in
+      C(envvars), RHEL C(OPTIONS) in C(/etc/sysconfig/httpd), SUSE C(APACHE_SERVER_FLAGS) in C(/etc/sysconfig/apache2),
+      Gentoo C(APACHE2_OPTS) in C(/etc/conf.d/apache2)), then O(apache_defines). They decide C(<IfDefine>) here, and the
+      roles pass them to the editing module and to the server test.
+  returned: when RV(server) is apache
+  type: list
+  elements: str
+  sample: [SSL, SSL_DEFAULT_VHOST]
 env:
   description: The variables used for C(${VAR}) in the Apache configuration.
   returned: when RV(server) is apache
@@ -286,6 +313,13 @@ sites:
         ssl_certificate_chain_file:
           description: Apache - the C(SSLCertificateChainFile) in effect, or null.
           type: str
+        macro:
+          description:
+            - Apache - for a C(<VirtualHost>) that a mod_macro C(Use) makes, the macro (C(name)), its C(Use) line (C(path),
+              C(line), also the site's RV(sites[].path) and RV(sites[].line)) and its definition (C(definition_path),
+              C(definition_line)); null for one written in a file. The collection never edits a macro, whose text every
+              C(Use) of it shares.
+          type: dict
 certificates:
   description:
     - With O(read_certificates), every certificate file of the listed sites (but those whose path holds variables),
@@ -342,7 +376,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxC
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text
 from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import safe_results
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import read_site_certificates
-from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import apache_layout_name
+from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import apache_layout_root, start_defines
 from ansible_collections.ocsp.stapling.plugins.module_utils._sites import site_record
 
 
@@ -408,14 +442,19 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
     if os.path.isfile(envvars):
         env.update(parse_envvars(read_text(envvars), server_root))
     env.update(module.params["apache_env"])
-    rc, out, err = module.run_command([binary, "-d", server_root, "-f", conf_path, "-M"], environ_update=env)
+    # The -D names the service starts Apache with decide <IfDefine> (Gentoo loads mod_ssl under -D SSL): every call gets them.
+    layout, layout_root = apache_layout_root(server_root, conf_path)
+    defines = start_defines(layout, layout_root, read_text)
+    defines += [name for name in module.params["apache_defines"] if name not in defines]
+    flags = [word for name in defines for word in ("-D", name)]
+    rc, out, err = module.run_command([binary, "-d", server_root, "-f", conf_path] + flags + ["-M"], environ_update=env)
     # Without the list of loaded modules every <IfModule> counts as true, which errs towards listing sites.
     modules = parse_apache_modules(out) if rc == 0 else None
-    config = ApacheConfig.load(conf_path, reader=read_text, server_root=server_root, env=env, modules=modules)
+    config = ApacheConfig.load(conf_path, reader=read_text, server_root=server_root, env=env, defines=defines, modules=modules)
     # A ServerRoot directive in the configuration wins over the compiled-in one, as in Apache itself;
-    # everything written later (the stapling cache file, the a2enconf-style links) goes under it.
+    # everything written later (the stapling cache file, the a2enconf-style links) goes under the layout's root.
     server_root = config.server_root
-    layout = apache_layout_name(server_root)
+    layout, layout_root = apache_layout_root(server_root, conf_path)
     return {
         "server": "apache",
         "version": version,
@@ -425,6 +464,8 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
         "conf_path": conf_path,
         "server_root": server_root,
         "layout": layout,
+        "layout_root": layout_root,
+        "defines": defines,
         "env": env,
         "modules": sorted(modules) if modules is not None else None,
         "ssl_module": modules is None or "ssl_module" in modules,
@@ -444,6 +485,7 @@ def main() -> None:
             apache_conf=dict(type="path"),
             apache_server_root=dict(type="path"),
             apache_env=dict(type="dict", default={}),
+            apache_defines=dict(type="list", elements="str", default=[]),
             server_names=dict(type="list", elements="str", default=[]),
             read_certificates=dict(type="bool", default=False),
             ca_bundles=dict(type="list", elements="path", default=[]),

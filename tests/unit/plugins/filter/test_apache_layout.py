@@ -21,9 +21,15 @@ def test_the_filter_reads_layout_and_server_root_of_a_server_info_result():
 @pytest.mark.parametrize("info, expected", [
     ("debian", r"give the result of ocsp\.stapling\.server_info for Apache"),
     ({"layout": "debian"}, r"give the result of ocsp\.stapling\.server_info for Apache"),
-    ({"layout": "gentoo", "server_root": "/etc/apache2"}, r"^ocsp\.stapling\.apache_layout: unknown Apache layout 'gentoo'"),
-    ({"layout": "debian", "server_root": "apache2"}, r"^ocsp\.stapling\.apache_layout: Apache's ServerRoot 'apache2' is not absolute"),
+    ({"layout": "ubuntu", "server_root": "/etc/apache2"}, r"^ocsp\.stapling\.apache_layout: unknown Apache layout 'ubuntu'"),
+    ({"layout": "debian", "server_root": "apache2"}, r"^ocsp\.stapling\.apache_layout: the root of Apache's tree 'apache2' is not absolute"),
 ])
 def test_wrong_input_fails_the_filter(info, expected):
     with pytest.raises(AnsibleFilterError, match=expected):
         apache_layout(info)
+
+
+def test_the_filter_places_the_cache_in_the_layout_root_when_server_info_gives_one():
+    # SUSE: ServerRoot /srv/www, its tree in /etc/apache2.
+    info = {"server": "apache", "layout": "suse", "server_root": "/srv/www", "layout_root": "/etc/apache2", "sites": []}
+    assert apache_layout(info)["cache_file"] == "/etc/apache2/conf.d/ocsp-stapling.conf"

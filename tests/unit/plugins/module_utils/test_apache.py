@@ -894,25 +894,25 @@ def test_a_site_made_by_a_macro_is_left_alone_with_what_to_do():
     text = MACROS + "Use TLSSite a.example /srv/a\n" + vhost(SITE)
     config = one_file(text)
     chains = {"/etc/ssl/a.example.crt": "/etc/ssl/a.example-chain.pem", "/etc/ssl/a.crt": "/etc/ssl/a-chain.pem"}
-    edits, summary = plan(config, "/etc/httpd/conf.d/ocsp.conf", chains)
+    edits, summary, outcomes = plan_stapling(config, chains, cache_path="/etc/httpd/conf.d/ocsp.conf", cache_spec=SPEC)
     # The file is edited only in the vhost written out in it: the macro's text is the same.
     new = edits["/etc/httpd/httpd.conf"]
     assert new.startswith(MACROS + "Use TLSSite a.example /srv/a\n<VirtualHost *:443>\n") and new.count("SSLUseStapling on") == 1
-    refused = summary[0]
-    assert (refused["path"], refused["line"], refused["server_names"][0]) == ("/etc/httpd/httpd.conf", 12, "a.example")
-    change, = refused["changes"]
-    assert change.startswith("not handled: this VirtualHost is the text of macro 'tlssite' (defined at /etc/httpd/httpd.conf:1), used at "
-                             "/etc/httpd/httpd.conf:12") and "SSLCACertificateFile /etc/ssl/a.example-chain.pem" in change
-    assert summary[1]["changes"][0] == "add SSLUseStapling on"
+    refused = outcomes[0]
+    assert (refused["path"], refused["line"], refused["server_names"][0], refused["outcome"]) == (
+        "/etc/httpd/httpd.conf", 12, "a.example", "not handled")
+    assert refused["reason"].startswith("this VirtualHost is the text of macro 'tlssite' (defined at /etc/httpd/httpd.conf:1), used at "
+                                        "/etc/httpd/httpd.conf:12") and "SSLCACertificateFile /etc/ssl/a.example-chain.pem" in refused["reason"]
+    assert outcomes[1]["outcome"] == "stapled" and summary[0]["changes"][0] == "add SSLUseStapling on"
 
 
 def test_a_value_set_by_a_macro_inside_a_written_vhost_is_not_changed():
     macro = "<Macro NoStaple>\n  SSLUseStapling off\n</Macro>\n"
     config = one_file(macro + vhost(SITE + "    Use NoStaple\n"))
-    edits, summary = plan(config, "/etc/httpd/conf.d/ocsp.conf", A_CHAINS)
+    edits, dummy, outcomes = plan_stapling(config, A_CHAINS, cache_path="/etc/httpd/conf.d/ocsp.conf", cache_spec=SPEC)
     assert "/etc/httpd/httpd.conf" not in edits
-    assert summary[0]["changes"] == [
-        "not handled: SSLUseStapling off in this VirtualHost comes from macro 'nostaple' (defined at /etc/httpd/httpd.conf:1), used at "
+    assert outcomes[0]["outcome"] == "not handled" and [outcomes[0]["reason"]] == [
+        "SSLUseStapling off in this VirtualHost comes from macro 'nostaple' (defined at /etc/httpd/httpd.conf:1), used at "
         "/etc/httpd/httpd.conf:9, shared by every Use of it; the collection never edits a macro. Set it in the macro by hand, or write "
         "SSLUseStapling on in this VirtualHost after the Use line"]
 
