@@ -1,0 +1,251 @@
+"""Issue 13 on a real nginx, through playbooks/enable.yml: every TLS site gets one outcome, no site's trust
+changes, default servers that cannot staple are left alone, and a certificate file that holds its key staples.
+
+The tree holds what broke in the field: a partners' site with mutual TLS whose client CA is its
+ssl_trusted_certificate, a catch-all default server whose certificate has no OCSP URL, a site whose
+certificate file is leaf + intermediate + key (and names itself as its key file), and a plain site.
+Client certificates are checked through real handshakes and HTTP requests before and after the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench import Bench
+from bench.layouts import snapshot, write_inventory
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO / "playbooks" / "enable.yml"
+
+MAIN = """user nobody nogroup;
+worker_processes 1;
+pid "{folder}/run/nginx.pid";
+error_log "{folder}/logs/error.log" info;
+events {{ worker_connections 64; }}
+http {{
+    access_log "{folder}/logs/access.log";
+    client_body_temp_path "{folder}/temp/client_body";
+    proxy_temp_path "{folder}/temp/proxy";
+    fastcgi_temp_path "{folder}/temp/fastcgi";
+    uwsgi_temp_path "{folder}/temp/uwsgi";
+    scgi_temp_path "{folder}/temp/scgi";
+    include {folder}/sites/*.conf;
+}}
+"""
+
+SITES = {
+    # Unknown names get the snakeoil-like certificate (no OCSP URL) and no answer.
+    "00-catchall.conf": """server {{
+    listen 127.0.0.1:{port} ssl default_server;
+    server_name _;
+    ssl_certificate {nourl.fullchain_path};
+    ssl_certificate_key {nourl.key_path};
+    return 444;
+}}
+""",
+    # Partners authenticate with certificates of their own CA, which is this site's trusted set.
+    "10-partners.conf": """server {{
+    listen 127.0.0.1:{port} ssl;
+    server_name partners.test;
+    ssl_certificate {partners.fullchain_path};
+    ssl_certificate_key {partners.key_path};
+    ssl_verify_client on;
+    # nginx 1.22 wants ssl_client_certificate with ssl_verify_client (later ones take ssl_trusted_certificate alone);
+    # both are the set client certificates are checked against.
+    ssl_client_certificate {partner_ca};
+    ssl_trusted_certificate {partner_ca};
+    location / {{ return 200 "partner $ssl_client_s_dn\\n"; }}
+}}
+""",
+    # Leaf, intermediate and key in one file, named as the key file too.
+    "20-combined.conf": """server {{
+    listen 127.0.0.1:{port} ssl;
+    server_name combined.test;
+    ssl_certificate {combined};
+    ssl_certificate_key {combined};
+    location / {{ return 200 "combined\\n"; }}
+}}
+""",
+    "30-good.conf": """server {{
+    listen 127.0.0.1:{port} ssl;
+    server_name trusted.test;
+    ssl_certificate {trusted.fullchain_path};
+    ssl_certificate_key {trusted.key_path};
+    location / {{ return 200 "trusted\\n"; }}
+}}
+""",
+}
+
+
+def _certificate(subject: str, key, issuer_name: x509.Name, issuer_key, ca: bool) -> x509.Certificate:
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+               .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write_client(folder: Path, name: str, certificate: x509.Certificate, key) -> tuple:
+    cert_path, key_path = folder / (name + ".crt"), folder / (name + ".key")
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def client_certificates(bench: Bench, folder: Path) -> dict:
+    """The partners' CA (the site's trust set), one of its client certificates, and a client certificate issued by
+    the bench's intermediate - the CA of the stapling chain, which the site must never come to trust."""
+    folder.mkdir()
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Partners Client CA")])
+    ca = _certificate("Partners Client CA", ca_key, ca_name, ca_key, ca=True)
+    (folder / "partner-ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    partner_key = ec.generate_private_key(ec.SECP256R1())
+    stranger_key = ec.generate_private_key(ec.SECP256R1())
+    pki = bench.pki
+    return {
+        "ca": str(folder / "partner-ca.pem"),
+        "partner": _write_client(folder, "partner", _certificate("partner-1", partner_key, ca_name, ca_key, ca=False), partner_key),
+        "stranger": _write_client(folder, "stranger", _certificate("stranger", stranger_key, pki.intermediate_cert.subject,
+                                                                    pki.intermediate_key, ca=False), stranger_key),
+    }
+
+
+def https_status(port: int, name: str, root: Path, client: tuple | None = None) -> int:
+    """The HTTP status a client gets from the site ``name``, with the client certificate ``client`` (cert, key) or none."""
+    context = ssl.create_default_context(cafile=str(root))
+    if client:
+        context.load_cert_chain(*client)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, context.wrap_socket(raw, server_hostname=name) as tls:
+        tls.sendall(("GET / HTTP/1.0\r\nHost: %s\r\n\r\n" % name).encode())
+        reply = b""
+        while True:
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site-trust")
+    with Bench(root) as bench:
+        partners = bench.issue("partners.test")
+        combined_leaf = bench.issue("combined.test")
+        trusted = bench.issue("trusted.test")
+        nourl = bench.issue("catchall.test", ocsp_url=None)
+        clients = client_certificates(bench, root / "clients")
+        combined = root / "combined.pem"
+        combined.write_bytes(combined_leaf.fullchain_path.read_bytes() + combined_leaf.key_path.read_bytes())
+        os.chmod(combined, 0o600)
+        server = bench.nginx([])
+        folder = server.folder
+        (folder / "sites").mkdir()
+        server.conf_path.write_text(MAIN.format(folder=folder))
+        for name, text in SITES.items():
+            (folder / "sites" / name).write_text(text.format(port=server.port, nourl=nourl, partners=partners, partner_ca=clients["ca"],
+                                                             combined=combined, trusted=trusted))
+        server.start()
+        nginx = ["nginx", "-p", str(folder) + "/", "-e", str(server.error_log_path), "-c", str(server.conf_path)]
+        inventory = write_inventory(root / "inventory.yml", {"web1": {
+            "ansible_connection": "local",
+            "ansible_host": "127.0.0.1",
+            "ansible_python_interpreter": sys.executable,
+            "nginx_stapling_conf": str(server.conf_path),
+            "nginx_stapling_test_command": nginx + ["-t"],
+            "nginx_stapling_reload_command": nginx + ["-s", "reload"],
+            "nginx_stapling_resolver": ["127.0.0.1"],
+            "nginx_stapling_ca_bundles": [str(bench.pki.root_cert_path)],
+            "nginx_stapling_chain_dir": str(root / "chains"),
+            "nginx_stapling_backup_dir": str(root / "backups"),
+            "nginx_stapling_lock_path": str(root / "ocsp-stapling.lock"),
+            "nginx_stapling_verify_retry_budget": 15,
+            "enable_servers": ["nginx"],
+        }})
+        yield {"bench": bench, "server": server, "folder": folder, "inventory": inventory, "root": root, "clients": clients,
+               "nginx": nginx, "original": snapshot(folder)}
+
+
+def play(host, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(host["inventory"]), str(PLAYBOOK), *extra]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def outcome_lines(output: str) -> dict:
+    """server name -> (outcome, reason) from the role's "Show the outcome of every TLS site" task."""
+    found = {}
+    for match in re.finditer(r'"\S+:\d+ (\S+): (stapled|already|not applicable|not handled) \((.*)\)",?$', output, re.MULTILINE):
+        found[match.group(1)] = (match.group(2), match.group(3))
+    return found
+
+
+def test_1_before_the_run_partners_get_in_and_strangers_do_not(host):
+    port, root = host["server"].port, host["bench"].pki.root_cert_path
+    assert https_status(port, "partners.test", root, host["clients"]["partner"]) == 200
+    assert https_status(port, "partners.test", root, host["clients"]["stranger"]) == 400
+    assert https_status(port, "partners.test", root) == 400
+
+
+def test_2_every_site_has_one_outcome_and_the_run_proves_the_stapled_ones(host):
+    run = play(host, "--diff")
+    assert run.returncode == 0, run.stdout + run.stderr
+    outcomes = outcome_lines(run.stdout)
+    assert set(outcomes) == {"_", "partners.test", "combined.test", "trusted.test"}, run.stdout
+    assert outcomes["_"][0] == "not applicable" and "OCSP" in outcomes["_"][1], outcomes["_"]
+    for name in ("partners.test", "combined.test", "trusted.test"):
+        assert outcomes[name][0] == "stapled", (name, outcomes[name])
+    # verify, from the controller, found a good staple on each of them.
+    for name in ("partners.test", "combined.test", "trusted.test"):
+        assert re.search(r"\(%s\)\s+ok\s+good" % re.escape(name), run.stdout), run.stdout
+
+
+def test_3_the_partners_site_trusts_exactly_what_it_trusted(host):
+    port, root = host["server"].port, host["bench"].pki.root_cert_path
+    assert https_status(port, "partners.test", root, host["clients"]["partner"]) == 200
+    # A client certificate of the stapling chain's CA is still refused: the trust set was not widened.
+    assert https_status(port, "partners.test", root, host["clients"]["stranger"]) == 400
+    partners = (host["folder"] / "sites" / "10-partners.conf").read_text()
+    assert [line.strip() for line in partners.splitlines() if line.strip().startswith("ssl_trusted_certificate")] == [
+        "ssl_trusted_certificate %s;" % host["clients"]["ca"]]
+    assert "ssl_stapling on; # ocsp.stapling" in partners and "ssl_stapling_verify" not in partners
+
+
+def test_4_the_catch_all_is_left_alone_and_nginx_warns_about_nothing(host):
+    assert (host["folder"] / "sites" / "00-catchall.conf").read_bytes() == host["original"]["sites/00-catchall.conf"]
+    test = subprocess.run(host["nginx"] + ["-t"], capture_output=True, text=True, check=False)
+    assert test.returncode == 0 and "ignored" not in test.stderr, test.stderr
+
+
+def test_5_the_combined_file_was_read_for_its_certificates_only(host):
+    combined = (host["folder"] / "sites" / "20-combined.conf").read_text()
+    assert "ssl_stapling on; # ocsp.stapling" in combined
+    chains = [path.read_text() for path in (host["root"] / "chains").iterdir()]
+    assert chains and not any("PRIVATE KEY" in text for text in chains)
+
+
+def test_6_a_second_run_says_already_and_changes_nothing(host):
+    before = snapshot(host["folder"])
+    run = play(host)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"^web1\s+: ok=\d+\s+changed=0\s", run.stdout, re.MULTILINE), run.stdout
+    outcomes = outcome_lines(run.stdout)
+    assert {name: outcome for name, (outcome, reason) in outcomes.items()} == {
+        "_": "not applicable", "partners.test": "already", "combined.test": "already", "trusted.test": "already"}
+    assert snapshot(host["folder"]) == before
