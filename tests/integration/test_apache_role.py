@@ -180,3 +180,92 @@ def test_7_enable_on_a_host_with_both_servers_handles_both(tmp_path_factory):
         assert {(int(port), name) for port, name in tables} == {
             (nginx.server.port, "good"), (nginx.server.port, "shop"), (apache.server.port, "good"), (apache.server.port, "shop")}
         assert recap(play(inventory).stdout, "web3")["changed"] == 0
+
+
+# A Gentoo-shaped tree (modules and the default TLS vhost switched on by -D flags, as /etc/conf.d/apache2's
+# APACHE2_OPTS does) with virtual hosts made by mod_macro, for the real apache2 to list.
+GENTOO_HTTPD = """ServerRoot "{root}"
+ServerName 127.0.0.1
+PidFile "{root}/run/httpd.pid"
+DefaultRuntimeDir "{root}/run"
+Mutex file:{root}/run default
+ErrorLog "{root}/logs/error.log"
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+Include {root}/modules.d/*.conf
+Include {root}/vhosts.d/*.conf
+"""
+GENTOO_MODULES = {
+    "40_mod_ssl.conf": "<IfDefine SSL>\nLoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so\n"
+                       "LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so\n</IfDefine>\n",
+    "99_mod_macro.conf": "<IfDefine MACRO>\nLoadModule macro_module /usr/lib/apache2/modules/mod_macro.so\n</IfDefine>\n",
+}
+GENTOO_VHOSTS = {
+    "00_default_ssl_vhost.conf": (
+        "<IfDefine SSL>\n<IfDefine SSL_DEFAULT_VHOST>\n<IfModule ssl_module>\nListen 127.0.0.1:{port}\n\n"
+        "<VirtualHost _default_:{port}>\n\tServerName localhost\n\tSSLEngine on\n\tSSLCertificateFile {cert}\n"
+        "\tSSLCertificateKeyFile {key}\n</VirtualHost>\n</IfModule>\n</IfDefine>\n</IfDefine>\n"),
+    "10_macros.conf": (
+        "<IfModule macro_module>\n"
+        "<Macro TLSSite $name @docroot>\n"
+        "  # one TLS site per Use\n"
+        "  <VirtualHost 127.0.0.1:{port}>\n"
+        "    ServerName $name\n"
+        "    ServerAlias www.$name\n"
+        "    DocumentRoot @docroot\n"
+        "    SSLEngine on\n"
+        "    SSLCertificateFile {cert}\n"
+        "    SSLCertificateKeyFile {key}\n"
+        "  </VirtualHost>\n"
+        "</Macro>\n"
+        "Use TLSSite macro-a.test \"{root}/htdocs\"\n"
+        "Use TLSSite macro-b.test {root}/htdocs\n"
+        "UndefMacro TLSSite\n"
+        "</IfModule>\n"
+        "<IfDefine !SSL>\n<VirtualHost 127.0.0.1:{port}>\n  ServerName never.test\n  SSLEngine on\n</VirtualHost>\n</IfDefine>\n"),
+}
+
+
+def apache_listing(dump: str) -> set:
+    """(server name, file, line) of every virtual host `apache2 -S` lists (a name-based one, or the only one of its
+    address); one made by a macro is at its Use line (httpd names it `macro 'x' (defined on line N of "F") used on
+    line M of "G"`, line 1)."""
+    found = set()
+    for name, where, line in re.findall(r"^(?:\s+port \d+ namevhost |\S+:\d+\s+)(\S+) \((.+):(\d+)\)$", dump, re.MULTILINE):
+        used = re.match(r"""macro '[^']*' \(defined on line \d+ of "[^"]*"\) used on line (\d+) of "([^"]*)"$""", where)
+        found.add((name, used.group(2), int(used.group(1))) if used else (name, where, int(line)))
+    return found
+
+
+@pytest.mark.parametrize("defines, names", [
+    (["SSL", "SSL_DEFAULT_VHOST", "MACRO"], {"localhost", "macro-a.test", "macro-b.test"}),
+    (["SSL", "MACRO"], {"macro-a.test", "macro-b.test"}),
+    (["SSL", "SSL_DEFAULT_VHOST"], {"localhost"}),
+])
+def test_8_defines_and_macros_are_read_as_apache_reads_them(tmp_path, localhost, defines, names):
+    """server_info with the defines the service starts Apache with lists exactly the virtual hosts `apache2 -D ... -S` lists,
+    those made by macros included (at their Use lines)."""
+    root = tmp_path / "apache2"
+    for sub in ("modules.d", "vhosts.d", "run", "logs", "htdocs"):
+        (root / sub).mkdir(parents=True)
+    cert, key = root / "server.crt", root / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+                    "-subj", "/CN=localhost"], capture_output=True, check=True)
+    values = {"root": root, "port": 18443, "cert": cert, "key": key}
+    conf = root / "httpd.conf"
+    conf.write_text(GENTOO_HTTPD.format(**values))
+    for name, text in GENTOO_MODULES.items():
+        (root / "modules.d" / name).write_text(text)
+    for name, text in GENTOO_VHOSTS.items():
+        (root / "vhosts.d" / name).write_text(text.format(**values))
+    flags = [word for name in defines for word in ("-D", name)]
+    dump = subprocess.run(["apache2", "-d", str(root), "-f", str(conf)] + flags + ["-S"], capture_output=True, text=True, check=True).stdout
+    apache_view = apache_listing(dump)
+    server_info = getattr(localhost, "ocsp.stapling.server_info")
+    info = dict(server_info(server="apache", apache_conf=str(conf), apache_server_root=str(root), apache_defines=defines)["localhost"])
+    assert not info.get("failed"), info.get("msg")
+    our_view = {(site["server_names"][0], site["path"], site["line"]) for site in info["sites"]}
+    assert our_view == apache_view and {name for name, dummy, dummy in our_view} == names
+    assert info["layout"] == "gentoo" and info["defines"] == defines
+    macros = [site["details"]["macro"] for site in info["sites"] if site["details"]["macro"]]
+    assert [(macro["name"], macro["line"]) for macro in macros] == ([("tlssite", 13), ("tlssite", 14)] if "MACRO" in defines else [])
