@@ -23,6 +23,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._apache import (
     cache_text,
     plan_stapling,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import apache_layout, apache_layout_root, start_defines
 from ansible_collections.ocsp.stapling.plugins.module_utils._sites import site_record
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "apache"
@@ -929,3 +930,86 @@ def test_a_written_vhost_whose_certificate_comes_from_a_macro_is_stapled_in_its_
     host.apply(edits)
     edits, dummy = plan(host.load("/etc/httpd/httpd.conf"), "/etc/httpd/conf.d/ocsp.conf", A_CHAINS, state="absent")
     assert edits["/etc/httpd/httpd.conf"] == macro + vhost("    ServerName a\n    Use Cert a\n")
+
+
+# --- Distribution layouts ------------------------------------------------------------------------------
+# Trees shaped like each distribution's default (main file, the folders it includes, the TLS vhost its
+# package ships, where the -D flags come from), with one site of ours added where a person would add it.
+
+def _vhost(name: str, port: str = "443", indent: str = "    ") -> str:
+    return ("<VirtualHost _default_:%s>\n%sServerName %s\n%sSSLEngine on\n%sSSLCertificateFile /etc/ssl/%s.crt\n"
+            "%sSSLCertificateKeyFile /etc/ssl/%s.key\n</VirtualHost>\n" % (port, indent, name, indent, indent, name, indent, name))
+
+
+LAYOUT_TREES = {
+    # openSUSE: /etc/apache2/httpd.conf includes vhosts.d/*.conf; the ServerRoot is /srv/www; APACHE_SERVER_FLAGS="SSL".
+    "suse": ("/srv/www", "/etc/apache2/httpd.conf", {
+        "/etc/apache2/httpd.conf": "Include /etc/apache2/sysconfig.d/loadmodule.conf\nInclude /etc/apache2/listen.conf\n"
+                                   "IncludeOptional /etc/apache2/conf.d/*.conf\nIncludeOptional /etc/apache2/vhosts.d/*.conf\n",
+        "/etc/apache2/sysconfig.d/loadmodule.conf": "LoadModule ssl_module /usr/lib64/apache2-prefork/mod_ssl.so\n",
+        "/etc/apache2/listen.conf": "Listen 80\n<IfDefine SSL>\n<IfModule mod_ssl.c>\nListen 443\n</IfModule>\n</IfDefine>\n",
+        "/etc/apache2/conf.d/.keep": "",
+        "/etc/apache2/vhosts.d/vhost-ssl.conf": "<IfDefine SSL>\n<IfDefine !NOSSL>\n" + _vhost("suse.example") + "</IfDefine>\n</IfDefine>\n",
+        "/etc/sysconfig/apache2": 'APACHE_MODULES="ssl"\nAPACHE_SERVER_FLAGS="SSL"\n',
+        "/srv/www/htdocs/index.html": "",
+    }, ["suse.example"]),
+    # Gentoo: modules.d and vhosts.d, ServerRoot /usr/lib64/apache2, APACHE2_OPTS in /etc/conf.d/apache2.
+    "gentoo": ("/usr/lib64/apache2", "/etc/apache2/httpd.conf", {
+        "/etc/apache2/httpd.conf": 'ServerRoot "/usr/lib64/apache2"\nInclude /etc/apache2/modules.d/*.conf\n'
+                                   "Include /etc/apache2/vhosts.d/*.conf\n",
+        "/etc/apache2/modules.d/40_mod_ssl.conf": "<IfDefine SSL>\nLoadModule ssl_module modules/mod_ssl.so\n</IfDefine>\n",
+        "/etc/apache2/vhosts.d/00_default_ssl_vhost.conf": "<IfDefine SSL>\n<IfDefine SSL_DEFAULT_VHOST>\n<IfModule ssl_module>\n"
+                                                          + _vhost("localhost", indent="\t") + "</IfModule>\n</IfDefine>\n</IfDefine>\n",
+        "/etc/apache2/vhosts.d/shop.conf": _vhost("gentoo.example"),
+        "/etc/conf.d/apache2": 'APACHE2_OPTS="-D DEFAULT_VHOST -D INFO -D SSL -D SSL_DEFAULT_VHOST -D LANGUAGE"\n',
+        "/usr/lib64/apache2/modules/mod_ssl.so": "",
+    }, ["localhost", "gentoo.example"]),
+    # Alpine: /etc/apache2/httpd.conf with IncludeOptional /etc/apache2/conf.d/*.conf (apache2-ssl's ssl.conf there);
+    # ServerRoot /var/www with the run, logs and modules links.
+    "alpine": ("/var/www", "/etc/apache2/httpd.conf", {
+        "/etc/apache2/httpd.conf": "ServerRoot /var/www\nLoadModule mpm_prefork_module modules/mod_mpm_prefork.so\n"
+                                   "IncludeOptional /etc/apache2/conf.d/*.conf\n",
+        "/etc/apache2/conf.d/ssl.conf": "LoadModule ssl_module modules/mod_ssl.so\nListen 443\n" + _vhost("www.example.com"),
+        "/etc/apache2/conf.d/site.conf": _vhost("alpine.example"),
+        "/var/www/run/.keep": "", "/var/www/modules/mod_ssl.so": "", "/var/www/logs/.keep": "",
+    }, ["alpine.example", "www.example.com"]),
+    # FreeBSD: /usr/local/etc/apache24/httpd.conf, ServerRoot /usr/local, Include etc/apache24/Includes/*.conf.
+    "freebsd": ("/usr/local", "/usr/local/etc/apache24/httpd.conf", {
+        "/usr/local/etc/apache24/httpd.conf": 'ServerRoot "/usr/local"\nLoadModule ssl_module libexec/apache24/mod_ssl.so\n'
+                                              "Include etc/apache24/extra/httpd-ssl.conf\nInclude etc/apache24/Includes/*.conf\n",
+        "/usr/local/etc/apache24/extra/httpd-ssl.conf": "Listen 443\n" + _vhost("www.example.com"),
+        "/usr/local/etc/apache24/Includes/site.conf": _vhost("freebsd.example"),
+    }, ["www.example.com", "freebsd.example"]),
+    # Arch: ServerRoot /etc/httpd, conf/httpd.conf including conf/extra/httpd-ssl.conf (once uncommented).
+    "arch": ("/etc/httpd", "/etc/httpd/conf/httpd.conf", {
+        "/etc/httpd/conf/httpd.conf": 'ServerRoot "/etc/httpd"\nLoadModule ssl_module modules/mod_ssl.so\n'
+                                      "Include conf/extra/httpd-ssl.conf\n",
+        "/etc/httpd/conf/extra/httpd-ssl.conf": "Listen 443\n" + _vhost("www.example.com"),
+        "/etc/httpd/modules/mod_ssl.so": "", "/etc/httpd/run/.keep": "",
+    }, ["www.example.com"]),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUT_TREES))
+def test_every_tls_site_of_each_distribution_s_layout_is_seen(layout):
+    server_root, conf_path, files, names = LAYOUT_TREES[layout]
+    host = FakeHost(files)
+
+    def isdir(path):
+        return any(name.startswith(path.rstrip("/") + "/") for name in files)
+    found, root = apache_layout_root(server_root, conf_path, isdir=isdir)
+    assert found == layout
+    defines = start_defines(layout, root, host.read)
+    config = host.load(conf_path, server_root=server_root, defines=defines)
+    assert [site.server_name for site in config.tls_sites()] == names
+    # Without the service's defines, what SUSE and Gentoo gate behind -D SSL is not there (as in Apache).
+    if defines:
+        assert len(host.load(conf_path, server_root=server_root).tls_sites()) < len(names)
+    cache = apache_layout(layout, root)["cache_file"]
+    if cache:
+        # The cache file lands in a folder the configuration includes as a whole: the plan writes it, and Apache reads it.
+        edits, dummy, dummy = plan_stapling(config, {"/etc/ssl/%s.crt" % names[-1]: "/etc/ssl/chain.pem"}, cache_path=cache, cache_spec=SPEC)
+        host.apply(edits)
+        reloaded = host.load(conf_path, server_root=server_root, defines=defines)
+        assert [d.args for d in reloaded.server_directives("SSLStaplingCache")] == [[SPEC]]
+        assert reloaded.tls_sites()[-1].stapling
