@@ -54,7 +54,7 @@ RSYNC_EXCLUDES := --exclude=/.git --exclude=/.venv --exclude='/.venv-*' --exclud
 	--exclude=__pycache__ --exclude=/tests/output --filter=':- .gitignore'
 
 .PHONY: help setup os-deps venv bench-venv collections ansible-test-seed \
-	test sanity lint docs changelog unit integration demo bench clean distclean \
+	test sanity lint docs changelog unit integration demo bench bench-compare clean distclean \
 	molecule molecule-images bench-molecule
 
 help: ## Show this help
@@ -127,6 +127,17 @@ bench: setup bench-venv ## Run the benchmarks (benchmarks/*.py); figures go to B
 	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/verify_endpoints.py
 	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/nginx_edit.py
 	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/apache_edit.py
+
+# Edit speed of the working tree against a git revision, both timed in one run, interleaved round by
+# round (benchmarks/_compare.py), e.g. BASELINE=a06f45c~1 for the issue 12 refactor; BENCH_ARGS='--rounds 9'
+# or BENCH_ARGS='--current REV2' to time a revision instead of the working tree.
+# Only the two modules run (no crossplane, no apache2 -S), so .venv-bench is not needed.
+BASELINE ?=
+BENCH_ARGS ?=
+bench-compare: setup ## Edit speed against a git revision in the same run: make bench-compare BASELINE=REV
+	@[[ -n "$(BASELINE)" ]] || { echo "usage: make bench-compare BASELINE=REV (e.g. a06f45c~1)" >&2; exit 1; }
+	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/nginx_edit.py --baseline "$(BASELINE)" $(BENCH_ARGS)
+	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/apache_edit.py --baseline "$(BASELINE)" $(BENCH_ARGS)
 
 # --- Molecule ----------------------------------------------------------------------------------
 # The scenarios run here on podman, from local images that debootstrap builds from Debian's

@@ -12,6 +12,10 @@ same run:
 - ``load only (in process)``: the collection's parser alone, without interpreter start-up.
 
 All virtual hosts use one real bench certificate, so that Apache accepts the tree.
+
+With ``--baseline REV`` (``make bench-compare BASELINE=REV``) it instead times the module of git revision
+REV against the working tree's (or ``--current REV2``'s), check and apply, interleaved round by round in the same run (see
+``_compare.py``), and reports both medians and the ratio current / baseline; ``apache2 -S`` is not run then.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _compare  # benchmarks/ is on sys.path as the folder of this script
 from bench.pki import Pki
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,13 +84,16 @@ def timed(argv: list, env: dict | None = None) -> float:
     return time.monotonic() - started
 
 
+def module_args(root: Path, chains: dict, check: bool) -> dict:
+    # Options that the module accepts both before and after the issue 12 refactor, so --baseline can pass them as they are.
+    return {"conf_path": str(root / "apache2.conf"), "server_root": str(root), "chains": chains, "test_command": ["true"],
+            "cache_path": str(root / "conf-enabled" / "ocsp-stapling.conf"), "cache_spec": "shmcb:%s/run/ocsp(128000)" % root,
+            "lock_path": str(root.parent / "lock"), "_ansible_check_mode": check, "_ansible_diff": True}
+
+
 def module_run(root: Path, chains: dict, env: dict, check: bool) -> float:
     args = root.parent / "args.json"
-    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
-        "conf_path": str(root / "apache2.conf"), "server_root": str(root), "chains": chains, "test_command": ["true"],
-        "cache_path": str(root / "conf-enabled" / "ocsp-stapling.conf"), "cache_spec": "shmcb:%s/run/ocsp(128000)" % root,
-        "lock_path": str(root.parent / "lock"), "_ansible_check_mode": check, "_ansible_diff": True,
-    }}))
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args(root, chains, check)}))
     return timed([sys.executable, str(MODULE), str(args)], env)
 
 
@@ -101,7 +109,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vhosts", type=int, nargs="+", default=[2000, 4000])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--baseline", metavar="REV", help="also time the module of this git revision, interleaved with the working tree's")
+    parser.add_argument("--current", metavar="REV", help="with --baseline: time this git revision instead of the working tree")
     options = parser.parse_args()
+    if options.baseline:
+        return compare(options)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("ANSIBLE_COLLECTIONS_PATH"), os.environ.get("PYTHONPATH")])))
     results = {}
     with tempfile.TemporaryDirectory(prefix="ocsp-apache-bench-") as scratch:
@@ -135,6 +147,41 @@ def main() -> int:
               + ", ".join("%s x%.2f" % (name, last[name] / first[name]) for name in first))
     (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
     (REPO / "benchmarks" / "results" / "apache_edit.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def compare(options: argparse.Namespace) -> int:
+    """``--baseline REV``: check and apply of REV's module against the working tree's, same trees, same run."""
+    load_at_start = _compare.load_average()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="ocsp-apache-compare-") as scratch:
+        sides = _compare.prepare_sides(options.baseline, Path(scratch), "apache_stapling", options.current)
+        pki = Pki.create(Path(scratch) / "pki", "http://127.0.0.1:9/")
+        leaf = pki.issue_leaf("bench.test")
+        chains = {str(leaf.fullchain_path): str(pki.chain_path)}
+        for vhosts in options.vhosts:
+            pristine = Path(scratch) / ("pristine-%d" % vhosts)
+            generate(pristine, vhosts, leaf.fullchain_path, leaf.key_path)
+
+            def measure(side: _compare.Side, kind: str) -> float:
+                if kind == "check":
+                    root = pristine
+                else:  # each side edits its own fresh tree, so that no apply finds the other's edits done
+                    root = Path(scratch) / ("work-%d-%s" % (vhosts, side.name))
+                    shutil.rmtree(root, ignore_errors=True)
+                    generate(root, vhosts, leaf.fullchain_path, leaf.key_path)
+                elapsed, result = _compare.timed_module(side, "apache_stapling", module_args(root, chains, check=kind == "check"))
+                if not result.get("changed"):  # a side that found nothing to do would time nothing useful
+                    raise SystemExit("%s %s %s: no change reported: %s" % (side.name, side.label, kind, str(result)[:500]))
+                return elapsed
+
+            # One untimed pass per side: the first run byte-compiles the snapshot and warms the page cache.
+            for side in sides:
+                measure(side, "check")
+            results[vhosts] = _compare.interleaved(options.rounds, sides, ("check", "apply"), measure)
+            print(vhosts, json.dumps(_compare.medians(results[vhosts])), flush=True)
+        _compare.report("apache_stapling", "virtual hosts", sides, ("check", "apply"), results,
+                        (load_at_start, _compare.load_average()), REPO / "benchmarks" / "results" / "apache_edit_compare.json")
     return 0
 
 

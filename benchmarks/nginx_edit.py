@@ -12,6 +12,10 @@ Started by `make bench`. For N = 2,000 and 4,000 server blocks (10 per file), it
 
 The median of ``--rounds`` runs is reported; the ratios show whether the module is no slower than
 crossplane and whether its time grows linearly when the tree doubles.
+
+With ``--baseline REV`` (``make bench-compare BASELINE=REV``) it instead times the module of git revision
+REV against the working tree's (or ``--current REV2``'s), check and apply, interleaved round by round in the same run (see
+``_compare.py``), and reports both medians and the ratio current / baseline; crossplane is not run then.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _compare  # benchmarks/ is on sys.path as the folder of this script
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE = REPO / "plugins" / "modules" / "nginx_stapling.py"
@@ -69,13 +75,23 @@ def timed(argv: list, env: dict) -> float:
     return time.monotonic() - started
 
 
+def module_args(folder: Path, chains: dict, check: bool) -> dict:
+    # Options that the module accepts both before and after the issue 12 refactor, so --baseline can pass them as they are.
+    return {"conf_path": str(folder / "nginx.conf"), "chains": chains, "test_command": ["true"], "_ansible_check_mode": check,
+            "lock_path": str(folder.parent / "lock"), "_ansible_diff": True}
+
+
 def module_run(folder: Path, chains: dict, env: dict, check: bool) -> float:
     args = folder.parent / "args.json"
-    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
-        "conf_path": str(folder / "nginx.conf"), "chains": chains, "test_command": ["true"], "_ansible_check_mode": check,
-        "lock_path": str(folder.parent / "lock"), "_ansible_diff": True,
-    }}))
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args(folder, chains, check)}))
     return timed([sys.executable, str(MODULE), str(args)], env)
+
+
+def fresh_copy(pristine: Path, work: Path) -> None:
+    """``work`` as an unedited copy of ``pristine``, its include glob pointing at its own sites."""
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(pristine, work)
+    (work / "nginx.conf").write_text((pristine / "nginx.conf").read_text().replace(str(pristine), str(work)))
 
 
 def in_process_load(folder: Path, env: dict) -> float:
@@ -94,7 +110,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", type=int, nargs="+", default=[2000, 4000])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--baseline", metavar="REV", help="also time the module of this git revision, interleaved with the working tree's")
+    parser.add_argument("--current", metavar="REV", help="with --baseline: time this git revision instead of the working tree")
     options = parser.parse_args()
+    if options.baseline:
+        return compare(options)
     bench_python = os.environ.get("BENCH_PYTHON")
     if not bench_python:
         parser.error("BENCH_PYTHON must name the interpreter of .venv-bench (make bench sets it)")
@@ -110,9 +130,7 @@ def main() -> int:
                     "load only (in process)": [], "crossplane.parse (in process)": []}
             for _round in range(options.rounds):
                 rows["nginx_stapling check"].append(module_run(pristine, chains, env, check=True))
-                shutil.rmtree(work, ignore_errors=True)
-                shutil.copytree(pristine, work)
-                (work / "nginx.conf").write_text((pristine / "nginx.conf").read_text().replace(str(pristine), str(work)))
+                fresh_copy(pristine, work)
                 rows["nginx_stapling apply"].append(module_run(work, chains, env, check=False))
                 rows["crossplane parse"].append(timed([crossplane, "parse", "-o", os.devnull, str(pristine / "nginx.conf")], env))
                 rows["load only (in process)"].append(in_process_load(pristine, env))
@@ -133,6 +151,37 @@ def main() -> int:
               + ", ".join("%s x%.2f" % (name, last[name] / first[name]) for name in first))
     (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
     (REPO / "benchmarks" / "results" / "nginx_edit.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def compare(options: argparse.Namespace) -> int:
+    """``--baseline REV``: check and apply of REV's module against the working tree's, same trees, same run."""
+    load_at_start = _compare.load_average()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="ocsp-nginx-compare-") as scratch:
+        sides = _compare.prepare_sides(options.baseline, Path(scratch), "nginx_stapling", options.current)
+        for servers in options.servers:
+            pristine = Path(scratch) / ("pristine-%d" % servers)
+            chains = generate(pristine, servers)
+
+            def measure(side: _compare.Side, kind: str) -> float:
+                if kind == "check":
+                    folder = pristine
+                else:  # each side edits its own fresh copy, so that no apply finds the other's edits done
+                    folder = Path(scratch) / ("work-%d-%s" % (servers, side.name))
+                    fresh_copy(pristine, folder)
+                elapsed, result = _compare.timed_module(side, "nginx_stapling", module_args(folder, chains, check=kind == "check"))
+                if not result.get("changed"):  # a side that found nothing to do would time nothing useful
+                    raise SystemExit("%s %s %s: no change reported: %s" % (side.name, side.label, kind, str(result)[:500]))
+                return elapsed
+
+            # One untimed pass per side: the first run byte-compiles the snapshot and warms the page cache.
+            for side in sides:
+                measure(side, "check")
+            results[servers] = _compare.interleaved(options.rounds, sides, ("check", "apply"), measure)
+            print(servers, json.dumps(_compare.medians(results[servers])), flush=True)
+        _compare.report("nginx_stapling", "server blocks", sides, ("check", "apply"), results,
+                        (load_at_start, _compare.load_average()), REPO / "benchmarks" / "results" / "nginx_edit_compare.json")
     return 0
 
 
