@@ -197,5 +197,7 @@ def test_the_defines_the_service_starts_apache_with(layout, path, text, defines)
     assert read == ([path] if path else [])
 
 
-def test_a_missing_defines_file_gives_no_defines():
-    assert start_defines("rhel", "/etc/httpd", lambda path: (_ for _ in ()).throw(FileNotFoundError(path))) == []
+def test_a_defines_file_that_cannot_be_read_gives_no_defines():
+    def unreadable(path):
+        raise PermissionError(path)
+    assert start_defines("rhel", "/etc/httpd", unreadable) == []
