@@ -106,8 +106,8 @@ def prepare_sides(rev: str, scratch: Path, module: str, current_rev: str | None 
     for side in sides:
         side.env = side_env(side.root)
         files = check_imports(side, module)
-        print("%s %s runs %s" % (side.name, side.label, " ".join(str(Path(path).relative_to(side.root / COLLECTION))
-                                                             for path in files)), flush=True)
+        shown = " ".join(str(Path(path).relative_to(side.root / COLLECTION)) for path in files)
+        print("%s %s runs %s" % (side.name, side.label, shown), flush=True)
         if side.name == "current" and not current_rev:
             relative = [str(Path(path).relative_to(side.root / COLLECTION)) for path in files]
             changed = git("status", "--porcelain", "--", *relative)

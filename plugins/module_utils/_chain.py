@@ -164,11 +164,11 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
         certificates = read_pem_certificates(cert_pem, cert_source, site_file=True)
         if not certificates:
             raise CertificateFileError("%s holds no PEM certificate: give the file that the server's ssl_certificate / SSLCertificateFile "
-                             "names (a DER file must be converted first: openssl x509 -inform DER -in FILE)" % cert_source)
+                                       "names (a DER file must be converted first: openssl x509 -inform DER -in FILE)" % cert_source)
         # A self-signed certificate made with `openssl req -x509` is a CA too, yet served as a site's own.
         if _is_ca(certificates[0]) and not _is_self_signed(certificates[0]):
             raise CertificateFileError("%s: the first certificate is the CA %r, not the site's: put the site certificate first, then its "
-                             "intermediates" % (cert_source, short_name(certificates[0].subject)))
+                                       "intermediates" % (cert_source, short_name(certificates[0].subject)))
         candidates = certificates[1:]
         for text, source in candidate_pems:
             candidates.extend(read_pem_certificates(text, source))
@@ -265,5 +265,5 @@ def chain_file_path(cert_path: str, chain_dir: str) -> str:
     """
     if not isinstance(chain_dir, str) or not posixpath.isabs(chain_dir):
         raise CertificateFileError("chain folder %r is not absolute: give the full path of the folder for the chain files "
-                         "(nginx_stapling_chain_dir, apache_stapling_chain_dir or preflight_chain_dir)" % (chain_dir,))
+                                   "(nginx_stapling_chain_dir, apache_stapling_chain_dir or preflight_chain_dir)" % (chain_dir,))
     return posixpath.join(chain_dir, chain_file_name(cert_path))

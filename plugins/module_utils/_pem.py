@@ -89,16 +89,16 @@ def pem_blocks(text: str, source: str, site_file: bool = False) -> list:
         if kind == "BEGIN":
             if begin is not None:
                 raise CertificateFileError("%s: PEM block %d (%s) has no END line before the next BEGIN line: the file is cut or two blocks "
-                                 "are merged; replace it with an intact copy" % (source, number, _shown(begin.group(2))))
+                                           "are merged; replace it with an intact copy" % (source, number, _shown(begin.group(2))))
             number += 1
             if label != "CERTIFICATE" and not (site_file and _site_file_extra(label)):
                 raise CertificateFileError("%s: PEM block %d is a %s, not a CERTIFICATE: remove it, only certificates belong in a chain "
-                                 "file or a CA bundle" % (source, number, _shown(label)))
+                                           "file or a CA bundle" % (source, number, _shown(label)))
             begin = marker
             continue
         if begin is None or label != begin.group(2):
             raise CertificateFileError("%s: an END %s line after PEM block %d has no matching BEGIN line: the file is damaged; replace it "
-                             "with an intact copy" % (source, _shown(label), number))
+                                       "with an intact copy" % (source, _shown(label), number))
         if begin.group(2) == "CERTIFICATE":
             blocks.append((number, text[begin.start():marker.end()]))
         begin = None
@@ -357,6 +357,6 @@ def read_site_certificates(sites: list, ca_bundles: list) -> dict:
             bundles.append((_read_pem(path, "CA bundle"), path))
         except OSError as exc:
             bundles.append((CertificateFileError("cannot read the CA bundle %s (%s): check the chain file the sites name (SSLCertificateChainFile / "
-                                       "ssl_trusted_certificate) or the ca_bundles option" % (path, exc.strerror or exc)), path))
+                                                 "ssl_trusted_certificate) or the ca_bundles option" % (path, exc.strerror or exc)), path))
     entries = bundle_certificates(bundles, wanted_issuers(list(certificates.values())))
     return {"certificates": certificates, "bundles": entries}

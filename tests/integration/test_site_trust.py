@@ -122,7 +122,7 @@ def client_certificates(bench: Bench, folder: Path) -> dict:
         "ca": str(folder / "partner-ca.pem"),
         "partner": _write_client(folder, "partner", _certificate("partner-1", partner_key, ca_name, ca_key, ca=False), partner_key),
         "stranger": _write_client(folder, "stranger", _certificate("stranger", stranger_key, pki.intermediate_cert.subject,
-                                                                    pki.intermediate_key, ca=False), stranger_key),
+                                                                   pki.intermediate_key, ca=False), stranger_key),
     }
 
 
