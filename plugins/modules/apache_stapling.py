@@ -90,9 +90,9 @@ options:
     description:
       - Symlinks that enable the O(cache_path) file and what it needs (link path -> target, as C(a2enconf) and
         C(a2enmod) make them), and to remove with O(state=absent) when they point at that target.
-      - With O(state=present) they are created only when the O(cache_path) file is the server's C(SSLStaplingCache)
-        (written by this run or already there): not when the configuration has an C(SSLStaplingCache) of its own, nor
-        when no site is stapled, so that no link points at a file that is never written.
+      - "With O(state=present) they are created only when the O(cache_path) file is the server's C(SSLStaplingCache)
+        (written by this run or already there); not when the configuration has an C(SSLStaplingCache) of its own, nor
+        when no site is stapled, so that no link points at a file that is never written."
     type: dict
     default: {}
   test_command:
