@@ -81,6 +81,13 @@ options:
     type: list
     elements: str
     default: []
+  cross_check:
+    description:
+      - Hold the sites read against the server's own listing on the host - every file C(nginx -T) says it read, every
+        virtual host C(apache2 -S) lists (with the same defines and environment) - and warn of each difference
+        (RV(cross_check)). A difference is a site the collection would not see, or one the server does not load.
+    type: bool
+    default: true
   read_certificates:
     description:
       - Also read the certificate file of every listed site (RV(certificates)) and the O(ca_bundles) (RV(bundles)),
@@ -210,6 +217,18 @@ stapling_cache:
   returned: when RV(server) is apache
   type: list
   elements: str
+cross_check:
+  description: What the server's own listing said against the collection's reading (O(cross_check)).
+  returned: always
+  type: dict
+  contains:
+    command:
+      description: The command run (C(nginx -T ...), C(apache2 ... -S)), or null when O(cross_check=false).
+      type: str
+    differences:
+      description: One sentence per difference, each also given as a warning; empty when both agree.
+      type: list
+      elements: str
 site_count:
   description: How many sites (server blocks) the configuration has, TLS or not.
   returned: always
@@ -374,6 +393,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text
+from ansible_collections.ocsp.stapling.plugins.module_utils._crosscheck import apache_virtual_hosts, differences, nginx_files
 from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import safe_results
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import read_site_certificates
 from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import apache_layout_root, start_defines
@@ -402,6 +422,21 @@ def named_sites(sites: list, names: list) -> list:
     return [site for site in sites if certificates.intersection(site["ssl_certificate"])]
 
 
+def cross_check(module: AnsibleModule, argv: list, env: dict | None, compare) -> dict:
+    """The server's own listing (``nginx -T``, ``apache2 -S``) held against the collection's reading; a difference is warned."""
+    if not module.params["cross_check"]:
+        return {"command": None, "differences": []}
+    rc, out, err = module.run_command(argv, environ_update=env)
+    if rc != 0:
+        found = ["%s failed (exit %d), so the sites could not be checked against the server's own list: %s" % (
+            " ".join(argv), rc, (err or out).strip()[:500])]
+    else:
+        found = compare(out)
+    for sentence in found:
+        module.warn(sentence)
+    return {"command": " ".join(argv), "differences": found}
+
+
 def nginx_facts(module: AnsibleModule, binary: str) -> dict:
     # nginx prints its version and build to stderr.
     rc, out, err = module.run_command([binary, "-v"])
@@ -413,6 +448,8 @@ def nginx_facts(module: AnsibleModule, binary: str) -> dict:
     conf_path = module.params["nginx_conf"] or build["conf_path"]
     config = NginxConfig.load(conf_path, reader=read_text)
     sites = [site_record(site, "nginx") for site in config.tls_sites()]
+    checked = cross_check(module, [binary, "-T", "-c", conf_path], None, lambda dump: differences(
+        set(config.files), nginx_files(dump), "the file", "nginx"))
     return {
         "server": "nginx",
         "version": version,
@@ -423,6 +460,7 @@ def nginx_facts(module: AnsibleModule, binary: str) -> dict:
         "ssl_module": build["ssl_module"],
         "site_count": len(config.sites()),
         "sites": named_sites(sites, module.params["server_names"]),
+        "cross_check": checked,
     }
 
 
@@ -455,6 +493,9 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
     # everything written later (the stapling cache file, the a2enconf-style links) goes under the layout's root.
     server_root = config.server_root
     layout, layout_root = apache_layout_root(server_root, conf_path)
+    ours = {(os.path.realpath(site.path), site.line) for site in config.sites()}
+    checked = cross_check(module, [binary, "-d", server_root, "-f", conf_path] + flags + ["-S"], env, lambda dump: differences(
+        ours, apache_virtual_hosts(dump), "the virtual host at", "Apache"))
     return {
         "server": "apache",
         "version": version,
@@ -472,6 +513,7 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
         "stapling_cache": [" ".join(directive.args) for directive in config.server_directives("SSLStaplingCache")],
         "site_count": len(config.sites()),
         "sites": named_sites([site_record(site, "apache") for site in config.tls_sites()], module.params["server_names"]),
+        "cross_check": checked,
     }
 
 
@@ -488,6 +530,7 @@ def main() -> None:
             apache_defines=dict(type="list", elements="str", default=[]),
             server_names=dict(type="list", elements="str", default=[]),
             read_certificates=dict(type="bool", default=False),
+            cross_check=dict(type="bool", default=True),
             ca_bundles=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,

@@ -81,6 +81,8 @@ def test_2_converge_staples_and_verifies(host):
     assert recap(run.stdout)["changed"] > 0
     # One call reads the host (nginx runs on this machine too), one edits it, chain files included, one reloads.
     assert module_calls(run.stdout) == ["server_info", "apache_stapling", "command", "verify"], module_calls(run.stdout)
+    # The virtual hosts read agree with Apache's own listing (apache2 -S): no difference was warned.
+    assert "does not see" not in run.stdout + run.stderr and "could not be checked" not in run.stdout + run.stderr, run.stdout
     chains = sorted((host["root"] / "chains").iterdir())
     assert len(chains) == 2 and all(oct(chain.stat().st_mode & 0o777) == "0o644" for chain in chains)
     folder = host["folder"]
