@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._verify import VerifyError, format_table, results_for, site_targets, targets_for
@@ -24,9 +26,12 @@ def verify_table(results):
         raise AnsibleFilterError("ocsp.stapling.verify_table expects the targets list that ocsp.stapling.verify returns: %s" % exc) from None
 
 
-def verify_site_targets(sites, address, certificates=None):
+def verify_site_targets(sites, address, certificates=None, site_certificates=None):
+    if site_certificates is not None and not isinstance(site_certificates, Mapping):
+        raise AnsibleFilterError("ocsp.stapling.verify_site_targets: site_certificates must be the certificates mapping of ocsp.stapling.server_info "
+                                 "(read_certificates: true), got %s" % type(site_certificates).__name__)
     try:
-        return site_targets(sites, address, certificates)
+        return site_targets(sites, address, certificates, site_certificates)
     except KeyError as exc:
         # A sites list of an older server_info (nginx `listens`, Apache `ports`) has no `sockets`.
         raise AnsibleFilterError("ocsp.stapling.verify_site_targets expects the sites list of ocsp.stapling.server_info: a site has no key %s; "

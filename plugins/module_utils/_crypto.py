@@ -18,13 +18,13 @@ import traceback
 # The names the helpers use, re-exported: __all__ says so to readers and to pylint.
 __all__ = [
     "HAS_CRYPTOGRAPHY", "CRYPTOGRAPHY_IMPORT_ERROR", "HAS_PYOPENSSL", "PYOPENSSL_IMPORT_ERROR",
-    "x509", "ocsp", "ExtendedKeyUsageOID", "InvalidSignature", "hashes", "serialization",
+    "x509", "ocsp", "ExtendedKeyUsageOID", "InvalidSignature", "UnsupportedAlgorithm", "hashes", "serialization",
     "dsa", "ec", "ed448", "ed25519", "padding", "rsa", "SSL",
 ]
 
 try:
     from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
     from cryptography.x509 import ocsp
@@ -32,7 +32,7 @@ try:
 except ImportError:
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
-    x509 = ocsp = ExtendedKeyUsageOID = InvalidSignature = hashes = serialization = None
+    x509 = ocsp = ExtendedKeyUsageOID = InvalidSignature = UnsupportedAlgorithm = hashes = serialization = None
     dsa = ec = ed448 = ed25519 = padding = rsa = None
 else:
     HAS_CRYPTOGRAPHY = True

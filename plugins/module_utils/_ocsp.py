@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ._crypto import (
     ExtendedKeyUsageOID,
     InvalidSignature,
+    UnsupportedAlgorithm,
     dsa,
     ec,
     ed448,
@@ -50,6 +51,10 @@ _RESPONSE_STATUS_MEANINGS = {
 # Who is judged: the response a server stapled, or the one the responder gave when asked directly.
 STAPLE = "staple"
 RESPONSE = "response"
+# How long after its thisUpdate a response without nextUpdate counts as fresh. RFC 6960 (4.2.2.1) allows such a
+# response ("newer information is always available"), RFC 5019 (section 4) has clients reject it outright: a day is
+# the middle way, an answer refreshed daily passes and an old one never passes as fresh.
+DEFAULT_MAX_AGE = datetime.timedelta(days=1)
 
 
 @dataclass
@@ -214,29 +219,62 @@ def _single_responses(response) -> list:
     return [response]
 
 
-def _matching_single(response, cert: x509.Certificate, issuer: x509.Certificate, what: str = STAPLE):
-    """Return (single response naming this certificate or None, why none matched)."""
+def _matching_singles(response, cert: x509.Certificate, issuer: x509.Certificate, what: str = STAPLE):
+    """Return (every single response naming this certificate, why none matched when the list is empty).
+
+    A response may hold several answers; all of those about the served certificate are returned so that
+    the caller can refuse answers that contradict each other instead of trusting whichever comes first.
+    """
     singles = _single_responses(response)
     serial_seen = False
+    unknown_hash = False
+    matching = []
     for single in singles:
         if single.serial_number != cert.serial_number:
             continue
         serial_seen = True
         try:
             name_hash, key_hash = _cert_id_hashes(cert, issuer, single.hash_algorithm)
+        except UnsupportedAlgorithm:
+            # A CertID hash this library cannot compute: whom the answer names cannot be checked.
+            unknown_hash = True
+            continue
         except (ValueError, TypeError, x509.UnsupportedGeneralNameType):
             continue
         if single.issuer_name_hash == name_hash and single.issuer_key_hash == key_hash:
-            return single, ""
+            matching.append(single)
+    if matching:
+        return matching, ""
     if not serial_seen:
         serials = ", ".join("%X" % single.serial_number for single in singles)
-        return None, "the %s is about another certificate: serial %s, not the served certificate's serial %X" % (
+        return [], "the %s is about another certificate: serial %s, not the served certificate's serial %X" % (
             what, serials, cert.serial_number)
-    return None, "the %s names the served serial %X but a different issuer (issuer name/key hash mismatch)" % (what, cert.serial_number)
+    if unknown_hash:
+        return [], ("the %s names the served serial %X with a CertID hash algorithm that cannot be computed here, so whether it is about "
+                    "the served certificate cannot be checked: the responder must use SHA-1 or SHA-2 CertIDs (RFC 6960, RFC 5019)") % (
+            what, cert.serial_number)
+    return [], "the %s names the served serial %X but a different issuer (issuer name/key hash mismatch)" % (what, cert.serial_number)
 
 
-def _check_signer(response, issuer: x509.Certificate, now: datetime.datetime, skew: datetime.timedelta, what: str = STAPLE):
-    """Return (signer certificate, kind, problem or '')."""
+def _conflict(singles: list, what: str) -> str:
+    """Why several answers about the served certificate cannot all hold, or '' when they agree."""
+    statuses = []
+    for single in singles:
+        status = single.certificate_status.name.lower()
+        if status not in statuses:
+            statuses.append(status)
+    if len(statuses) < 2:
+        return ""
+    return "the %s holds %d answers about the served certificate that contradict each other (%s): no client can tell which holds" % (
+        what, len(singles), " and ".join(statuses))
+
+
+def _check_signer(response, issuer: x509.Certificate, now: datetime.datetime, what: str = STAPLE):
+    """Return (signer certificate, kind, problem or '').
+
+    A delegated responder's certificate must be valid at ``now`` exactly: the clock-skew allowance is for
+    thisUpdate and nextUpdate, which a responder sets itself, not for a certificate that has run out.
+    """
     if _is_responder(issuer, response):
         return issuer, "issuer", ""
     for candidate in response.certificates:
@@ -254,9 +292,14 @@ def _check_signer(response, issuer: x509.Certificate, now: datetime.datetime, sk
                 what, short_name(candidate.subject))
         not_before = utc_attr(candidate, "not_valid_before")
         not_after = utc_attr(candidate, "not_valid_after")
-        if not not_before - skew <= now <= not_after + skew:
-            return candidate, "unauthorised", "the %s's delegated responder certificate %r is not valid now (valid %s to %s)" % (
-                what, short_name(candidate.subject), iso_time(not_before), iso_time(not_after))
+        if now > not_after:
+            return candidate, "unauthorised", (
+                "the %s's delegated responder certificate %r is not valid now: it expired %s ago (valid %s to %s); "
+                "the responder must sign with a current certificate") % (
+                what, short_name(candidate.subject), format_duration((now - not_after).total_seconds()), iso_time(not_before), iso_time(not_after))
+        if now < not_before:
+            return candidate, "unauthorised", "the %s's delegated responder certificate %r is not valid now: it becomes valid in %s (valid %s to %s)" % (
+                what, short_name(candidate.subject), format_duration((not_before - now).total_seconds()), iso_time(not_before), iso_time(not_after))
         return candidate, "delegated", ""
     return None, "unknown", "the %s is signed by a responder that is neither the issuer %r nor a certificate it authorised" % (
         what, short_name(issuer.subject))
@@ -269,6 +312,7 @@ def evaluate_staple(
     now: datetime.datetime | None = None,
     clock_skew: datetime.timedelta = datetime.timedelta(minutes=5),
     what: str = STAPLE,
+    max_age: datetime.timedelta = DEFAULT_MAX_AGE,
 ) -> StapleEvaluation:
     """Judge one stapled OCSP response as a careful TLS client would.
 
@@ -276,6 +320,7 @@ def evaluate_staple(
     server sent none), ``cert`` the served leaf and ``issuer`` its issuer, when known.
     ``what`` is RESPONSE when the bytes came from the responder itself rather than from a
     server: the verdict is the same, the reason then speaks of the responder's answer.
+    ``max_age`` is how long after its thisUpdate a response without nextUpdate stays fresh.
     """
     now = now or datetime.datetime.now(UTC)
     result = StapleEvaluation(must_staple=has_must_staple(cert))
@@ -298,17 +343,28 @@ def evaluate_staple(
             result.reason = "something that is not an OCSP response (%d bytes; it does not parse as DER OCSP)" % len(staple)
         return result
     try:
-        return _judge(response, result, cert, issuer, now, clock_skew, what, must_staple_note)
+        return _judge(response, result, cert, issuer, now, (clock_skew, max_age), what, must_staple_note)
     except ValueError:
         # cryptography parses the parts of a response when they are read: a response that loads may still
         # hold a part that does not parse.
         verdict = StapleEvaluation(stapled=True, must_staple=result.must_staple, response_status=result.response_status)
         verdict.reason = "the %s is not a well-formed OCSP response (%d bytes; a part of it does not parse)" % (what, len(staple))
         return verdict
+    except UnsupportedAlgorithm:
+        # A signature or hash algorithm this library does not know, read lazily like the parts above: a verdict
+        # on this response, never an exception that would end the other targets' checks too.
+        verdict = StapleEvaluation(stapled=True, must_staple=result.must_staple, response_status=result.response_status)
+        verdict.reason = "the %s uses an algorithm that cannot be checked here (%d bytes): the responder must sign with a common algorithm" % (
+            what, len(staple))
+        return verdict
 
 
-def _judge(response, result: StapleEvaluation, cert, issuer, now, clock_skew, what: str, must_staple_note: str) -> StapleEvaluation:
-    """The verdict on a response that loaded: its status, whom it names, who signed it, and when."""
+def _judge(response, result: StapleEvaluation, cert, issuer, now, windows: tuple, what: str, must_staple_note: str) -> StapleEvaluation:
+    """The verdict on a response that loaded: its status, whom it names, who signed it, and when.
+
+    ``windows`` is (clock skew, max age of a response without nextUpdate).
+    """
+    clock_skew, max_age = windows
     result.response_status = _RESPONSE_STATUS_NAMES.get(response.response_status.name, response.response_status.name)
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         meaning = _RESPONSE_STATUS_MEANINGS.get(result.response_status, "an error status")
@@ -329,13 +385,14 @@ def _judge(response, result: StapleEvaluation, cert, issuer, now, clock_skew, wh
             short_name(cert.subject),)
         return result
 
-    single, mismatch = _matching_single(response, cert, issuer, what)
-    if single is None:
+    singles, mismatch = _matching_singles(response, cert, issuer, what)
+    if not singles:
         result.reason = mismatch
         return result
     result.names_certificate = True
+    single = singles[0]
 
-    signer, kind, problem = _check_signer(response, issuer, now, clock_skew, what)
+    signer, kind, problem = _check_signer(response, issuer, now, what)
     result.signer_kind = kind
     if signer is not None:
         result.signer = short_name(signer.subject)
@@ -347,6 +404,10 @@ def _judge(response, result: StapleEvaluation, cert, issuer, now, clock_skew, wh
     if not result.signature_valid:
         result.reason = "the %s's signature does not verify with the key of %r" % (what, result.signer)
         return result
+    conflict = _conflict(singles, what)
+    if conflict:
+        result.reason = conflict
+        return result
 
     this_update = utc_attr(single, "this_update")
     next_update = utc_attr(single, "next_update")
@@ -354,6 +415,11 @@ def _judge(response, result: StapleEvaluation, cert, issuer, now, clock_skew, wh
     result.next_update = iso_time(next_update)
     if next_update is not None:
         result.seconds_to_expiry = int((next_update - now).total_seconds())
+    if next_update is not None and next_update < this_update:
+        # No instant lies in such a validity interval: the response is broken, whatever status it claims.
+        result.reason = "the %s's validity interval is inverted: nextUpdate %s is before thisUpdate %s, so it is never valid; " \
+                        "the responder signs broken responses" % (what, result.next_update, result.this_update)
+        return result
 
     status = single.certificate_status
     result.cert_status = status.name.lower()
@@ -378,9 +444,18 @@ def _judge(response, result: StapleEvaluation, cert, issuer, now, clock_skew, wh
         result.reason += ": the server keeps an expired response" if what == STAPLE else ": the responder signs out-of-date responses"
         result.retryable = True
         return result
+    if next_update is None and this_update + max_age < now - clock_skew:
+        result.reason = "the %s is stale: it has no nextUpdate and its thisUpdate %s is %s old, more than the %s such a response is accepted" % (
+            what, result.this_update, format_duration((now - this_update).total_seconds()), format_duration(max_age.total_seconds()))
+        result.reason += ": the server keeps an old response" if what == STAPLE else ": the responder signs out-of-date responses"
+        result.retryable = True
+        return result
     result.fresh = True
     result.ok = True
-    expiry = "no nextUpdate" if next_update is None else "next update in %s" % format_duration(result.seconds_to_expiry)
+    if next_update is None:
+        expiry = "no nextUpdate, accepted until %s" % iso_time(this_update + max_age)
+    else:
+        expiry = "next update in %s" % format_duration(result.seconds_to_expiry)
     result.reason = "good, fresh staple signed by %s %r; %s" % (
         "the issuer" if kind == "issuer" else "delegated responder", result.signer, expiry)
     return result

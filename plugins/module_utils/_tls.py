@@ -12,6 +12,11 @@ after it starts: a server that sends its handshake a byte at a time cannot stret
 what it accepts: a CertificateStatus message (TLS 1.2) of at most 16 KiB and a certificate list
 (where TLS 1.3 carries the staple) of at most 100 KiB, so a huge staple ends the handshake with an
 error instead of filling the memory.
+
+Some TLS libraries (the OpenSSL that pyOpenSSL bundles from 4.0 on) parse the staple themselves, before the
+status callback sees it, and end the handshake when it is not DER OCSP. Such an end is told apart
+(``staple_refused``): it means that the server staples something that is not an OCSP response, which is the
+verdict, not a failed connection.
 """
 
 from __future__ import annotations
@@ -37,11 +42,19 @@ class Handshake:
     error: str | None = None
     # The error is that the deadline came first (the caller may word it for its own, longer deadline).
     timed_out: bool = False
+    # The TLS library ended the handshake because the staple does not parse as an OCSP response.
+    staple_refused: bool = False
+
+
+# What OpenSSL reports when it refuses a stapled response itself: SSL_R_TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE,
+# SSL_R_INVALID_STATUS_RESPONSE.
+_STAPLE_REFUSED = ("bad certificate status response", "invalid status response")
 
 
 def _remember_staple(connection, staple: bytes, _data) -> bool:
     connection.get_app_data()["staple"] = bytes(staple) if staple else None
-    # True: carry on with the handshake whatever was stapled; the caller judges it.
+    # True whatever was stapled, so the handshake goes on and the caller judges the bytes: a callback that
+    # refused would turn a bad staple into a failed handshake, which tells the operator less.
     return True
 
 
@@ -80,8 +93,12 @@ def _peer_chain(connection) -> list:
         return [cert.to_cryptography() for cert in connection.get_peer_cert_chain() or []]
 
 
-def handshake(context, host: str, port: int, server_name: str | None, timeout: float) -> Handshake:
-    """Connect, send SNI and a status request, and return the staple and the served chain."""
+def handshake(context, host: str, port: int, server_name: str | None, timeout: float, ask_status: bool = True) -> Handshake:
+    """Connect, send SNI and a status request, and return the staple and the served chain.
+
+    ``ask_status`` false leaves the status request out: the served chain of a server whose staple the
+    TLS library refuses can still be seen that way.
+    """
     started = time.monotonic()
     deadline = started + timeout
     result = Handshake()
@@ -94,7 +111,8 @@ def handshake(context, host: str, port: int, server_name: str | None, timeout: f
         name = _sni(server_name)
         if name:
             connection.set_tlsext_host_name(name)
-        connection.request_ocsp()
+        if ask_status:
+            connection.request_ocsp()
         connection.set_connect_state()
         while True:
             try:
@@ -120,7 +138,9 @@ def handshake(context, host: str, port: int, server_name: str | None, timeout: f
     except OSError as exc:
         result.error = "cannot connect: %s" % (exc.strerror or exc)
     except SSL.Error as exc:
-        result.error = "TLS handshake failed: %s" % _ssl_error_text(exc)
+        text = _ssl_error_text(exc)
+        result.error = "TLS handshake failed: %s" % text
+        result.staple_refused = ask_status and any(marker in text for marker in _STAPLE_REFUSED)
     finally:
         if sock is not None:
             sock.close()

@@ -10,6 +10,8 @@ for cold caches, the deadline of each target, the thread pool and the summary. N
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import re
 import socket
 import time
 from http.client import HTTPException
@@ -17,13 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
+from ._crypto import hashes, x509
 from ._ocsp import (
+    DEFAULT_MAX_AGE,
     RESPONSE,
     UTC,
     StapleEvaluation,
     evaluate_staple,
     find_issuer,
     format_duration,
+    has_must_staple,
     iso_time,
     load_pem_certificates,
     ocsp_urls,
@@ -44,6 +49,9 @@ class Target:
     host: str
     port: int = 443
     server_name: str | None = None
+    # SHA-256 fingerprints (upper-case hex, no separators) of the certificates the site is configured with;
+    # empty: the served certificate must match server_name instead.
+    expected_certificates: tuple = ()
 
     @property
     def label(self) -> str:
@@ -62,6 +70,8 @@ class Policy:
     retry_delay: float = 0.25
     max_retry_delay: float = 2.0
     clock_skew: float = 300.0
+    # Seconds after its thisUpdate that a response without nextUpdate stays fresh.
+    max_age: float = DEFAULT_MAX_AGE.total_seconds()
     extra_issuers: tuple = ()
     # fetch(url, der_request, seconds) -> der_response, where seconds bound the whole exchange. When set,
     # a target that staples nothing gets its certificate's responder asked directly, to say why. The
@@ -71,7 +81,7 @@ class Policy:
     def __post_init__(self) -> None:
         if self.timeout <= 0:
             raise VerifyError("timeout must be a positive number of seconds, got %s" % self.timeout)
-        for name in ("retry_budget", "retry_delay", "clock_skew"):
+        for name in ("retry_budget", "retry_delay", "clock_skew", "max_age"):
             if getattr(self, name) < 0:
                 raise VerifyError("%s must not be negative, got %s" % (name, getattr(self, name)))
 
@@ -94,9 +104,9 @@ def parse_targets(entries, default_port: int = 443) -> list:
             entry = _split_host_port(entry, default_port, where)
         if not isinstance(entry, dict):
             raise VerifyError("%s must be a mapping with host, port and server_name, got %r" % (where, entry))
-        unknown = set(entry) - {"host", "port", "server_name"}
+        unknown = set(entry) - {"host", "port", "server_name", "expected_certificates"}
         if unknown:
-            raise VerifyError("%s has unknown keys %s: use host, port and server_name" % (where, ", ".join(sorted(unknown))))
+            raise VerifyError("%s has unknown keys %s: use host, port, server_name and expected_certificates" % (where, ", ".join(sorted(unknown))))
         host = entry.get("host")
         if not host or not isinstance(host, str):
             raise VerifyError("%s has no host: give the address or name to connect to" % where)
@@ -108,9 +118,156 @@ def parse_targets(entries, default_port: int = 443) -> list:
             raise VerifyError("%s port %r is not a number" % (where, port)) from None
         if not 0 < port < 65536:
             raise VerifyError("%s port %d is out of range 1-65535" % (where, port))
-        server_name = entry.get("server_name") or host
-        targets.append(Target(host=host.strip("[]"), port=port, server_name=str(server_name)))
+        if entry.get("server_name"):
+            server_name = sni_name(str(entry["server_name"]), "%s server_name" % where)
+        else:
+            server_name = sni_name(host, "%s host (the server name when none is given)" % where)
+        expected = fingerprints(entry.get("expected_certificates"), "%s expected_certificates" % where)
+        targets.append(Target(host=host.strip("[]"), port=port, server_name=server_name, expected_certificates=expected))
     return targets
+
+
+# A host name as SNI carries it (RFC 6066 section 3): labels of letters, digits, hyphens (and underscores, which
+# real names hold), or Unicode labels that IDNA encodes.
+_LABEL = re.compile(r"^[^\s/:@?#\[\]*]+$")
+
+
+def host_name(text: str) -> str:
+    """The host part of a name that may carry a scheme, a port or a path: 'https://www.example.com:443/' -> 'www.example.com'.
+
+    Apache writes ServerName as [scheme://]name[:port]; IPv6 addresses come in brackets.
+    """
+    text = text.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0]
+    if text.startswith("["):
+        return text[1:].split("]", 1)[0]
+    if text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    return text.rstrip(".")
+
+
+def sni_name(text: str, where: str) -> str:
+    """``text`` as the SNI name to send, refused with what to write instead when it carries more than a host name.
+
+    A scheme or a port in the name is refused, not dropped: which port the user meant is not ours to guess,
+    and the port goes in ``port``. A trailing dot is dropped (SNI carries none) and an IP address is kept
+    (it is not sent as SNI).
+    """
+    name = text.strip()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        return name
+    cleaned = host_name(name)
+    if cleaned != name.rstrip("."):
+        raise VerifyError("%s %r is not a host name: SNI carries the name alone, without a scheme, port or path; "
+                          "write %r and give the port in port" % (where, text, cleaned))
+    if not cleaned or any(not label or not _LABEL.match(label) for label in cleaned.split(".")):
+        raise VerifyError("%s %r is not a host name that can be sent as SNI" % (where, text))
+    return cleaned
+
+
+def fingerprint(cert) -> str:
+    """The certificate's SHA-256 fingerprint, upper-case hex without separators."""
+    return cert.fingerprint(hashes.SHA256()).hex().upper()
+
+
+def fingerprints(values, where: str) -> tuple:
+    """Expected certificates, each a SHA-256 fingerprint (hex, colons or spaces allowed) or a PEM certificate, as fingerprints."""
+    if values in (None, "", []):
+        return ()
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise VerifyError("%s must be a list of SHA-256 fingerprints or PEM certificates, got %r" % (where, values))
+    found = []
+    for index, value in enumerate(values):
+        text = str(value).strip()
+        if "-----BEGIN" in text:
+            try:
+                certificates = x509.load_pem_x509_certificates(text.encode("ascii", "replace"))
+            except ValueError:
+                raise VerifyError("%s[%d] is not a PEM certificate" % (where, index)) from None
+            found.append(fingerprint(certificates[0]))
+            continue
+        digits = re.sub(r"[\s:]", "", text).upper()
+        if not re.fullmatch(r"[0-9A-F]{64}", digits):
+            raise VerifyError("%s[%d] %r is neither a SHA-256 fingerprint (64 hex digits, colons allowed) nor a PEM certificate" % (
+                where, index, text[:100]))
+        found.append(digits)
+    return tuple(dict.fromkeys(found))
+
+
+def _dns_names(cert) -> list:
+    """The DNS names a certificate is for: its subjectAltName DNS entries, or its CN when it has none (RFC 6125 6.4.4)."""
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    if names:
+        return [str(name) for name in names]
+    return [str(attribute.value) for attribute in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+
+
+def _a_label(name: str) -> str:
+    try:
+        return name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return name.lower()
+
+
+def name_matches(pattern: str, name: str) -> bool:
+    """RFC 6125 section 6.4: equal ignoring case, or a wildcard that is the whole left-most label and stands for exactly one label.
+
+    A wildcard is not honoured inside a label (f*o.example.com), nor above two labels (*.com), as careful clients do.
+    """
+    pattern, name = _a_label(pattern.rstrip(".")), _a_label(name.rstrip("."))
+    if pattern == name:
+        return True
+    labels = pattern.split(".")
+    if labels[0] != "*" or len(labels) < 3 or "*" in ".".join(labels[1:]):
+        return False
+    head, _dot, rest = name.partition(".")
+    return bool(head) and rest == ".".join(labels[1:])
+
+
+def wrong_certificate(target: Target, cert) -> str | None:
+    """Why the served certificate is not the one this target must get; '' when it is; None when nothing can be said.
+
+    With expected_certificates the served leaf must be one of them; without, it must be issued for the SNI name.
+    A target named by an IP address alone sends no SNI and has no name to match: None.
+    """
+    served = fingerprint(cert)
+    if target.expected_certificates:
+        if served in target.expected_certificates:
+            return ""
+        return "the server answered with another site's certificate (%r, SHA-256 %s, is not the certificate the site is configured with: %s)" % (
+            short_name(cert.subject), _short_fingerprint(served), ", ".join(_short_fingerprint(value) for value in target.expected_certificates))
+    name = target.server_name
+    try:
+        ipaddress.ip_address(name or "")
+    except ValueError:
+        pass
+    else:
+        return None
+    if not name:
+        return None
+    names = _dns_names(cert)
+    if any(name_matches(pattern, name) for pattern in names):
+        return ""
+    return "the server answered with another site's certificate (%r, for %s, does not cover the SNI name %r)" % (
+        short_name(cert.subject), ", ".join(names[:5]) + (", ..." if len(names) > 5 else "") if names else "no DNS name", name)
+
+
+def _short_fingerprint(value: str) -> str:
+    """The first 8 bytes of a fingerprint, as `openssl x509 -fingerprint -sha256` begins it."""
+    return ":".join(value[index:index + 2] for index in range(0, 16, 2)) + "..."
 
 
 def _split_host_port(text: str, default_port: int, where: str) -> dict:
@@ -144,6 +301,7 @@ def _certificate_facts(cert) -> dict:
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
         "serial": "%X" % cert.serial_number,
+        "sha256": fingerprint(cert),
         "not_after": iso_time(utc_attr(cert, "not_valid_after")),
         "ocsp_urls": ocsp_urls(cert),
     }
@@ -174,7 +332,8 @@ def ask_responder(cert, issuer, policy: Policy, deadline: float | None = None) -
         if reachable is None:
             reachable = bool(getattr(exc, "code", None))
         return {"url": url, "reachable": reachable, "cert_status": None, "reason": _fetch_failure(url, exc, allowed, cut)}
-    evaluation = evaluate_staple(body, cert, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew), what=RESPONSE)
+    evaluation = evaluate_staple(body, cert, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew), what=RESPONSE,
+                                 max_age=datetime.timedelta(seconds=policy.max_age))
     if evaluation.ok:
         reason = "its responder %s answers good from here, so the server is not fetching or not serving it: check its error log" % url
     else:
@@ -242,21 +401,39 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
     delay = policy.retry_delay
     attempts = 0
     issuer = None
+    matches = None
     while True:
         attempts += 1
         allowed = min(policy.timeout, deadline - time.monotonic())
         shake = handshake(context, target.host, target.port, target.server_name, allowed)
+        refused = shake.staple_refused
+        if refused:
+            # The TLS library refused the staple before anyone could read it: a handshake without the status
+            # request still shows which certificate the server serves.
+            refusal = shake.error[len("TLS handshake failed: "):]
+            shake = handshake(context, target.host, target.port, target.server_name, min(policy.timeout, deadline - time.monotonic()), ask_status=False)
         if shake.timed_out and allowed < policy.timeout:
             shake.error = "no TLS handshake within the target's deadline of %.1fs" % policy.deadline_seconds
         if shake.chain and not _readable(shake.chain[0]):
             shake.chain, shake.error = [], "the served certificate does not parse as X.509 (malformed names or extensions)"
+        if refused:
+            evaluation = StapleEvaluation(stapled=True, reason="the server staples something that is not an OCSP response (the TLS library refused it: %s)" % refusal)
+            if shake.chain:
+                evaluation.must_staple = has_must_staple(shake.chain[0])
+                matches = _judge_certificate(target, shake.chain[0], evaluation)
+            break
         if shake.error or not shake.chain:
             evaluation = StapleEvaluation(reason=shake.error or "the server sent no certificate")
             break
         leaf = shake.chain[0]
         issuer = find_issuer(leaf, [cert for cert in shake.chain[1:] if _readable(cert)] + list(policy.extra_issuers))
         evaluation = evaluate_staple(
-            shake.staple, leaf, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew))
+            shake.staple, leaf, issuer, datetime.datetime.now(UTC), datetime.timedelta(seconds=policy.clock_skew),
+            max_age=datetime.timedelta(seconds=policy.max_age))
+        matches = _judge_certificate(target, leaf, evaluation)
+        if matches is False:
+            # Another site's certificate stays another site's certificate, however often one asks.
+            break
         remaining = policy.retry_budget - (time.monotonic() - started)
         # Without an OCSP URL no server can ever fetch a response: waiting for one would only spend the budget.
         if evaluation.ok or not evaluation.retryable or remaining <= 0 or not ocsp_urls(leaf):
@@ -267,6 +444,7 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
     shaking = time.monotonic() - started
     result = {"host": target.host, "port": target.port, "server_name": target.server_name}
     result.update(evaluation.as_dict())
+    result["certificate_matches"] = matches
     # Not applicable: the served certificate names no OCSP responder, so stapling cannot work for this site
     # (the same verdict as the preflight's); None when no certificate was seen.
     result["applicable"] = bool(ocsp_urls(shake.chain[0])) if shake.chain else None
@@ -280,7 +458,7 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
     # Apache staples a tryLater of its own when its responder is down, hangs or answers garbage,
     # which only the responder's own answer tells apart.
     no_status = evaluation.stapled and evaluation.response_status not in (None, "successful")
-    if policy.fetch and shake.chain and (not evaluation.stapled or no_status):
+    if policy.fetch and shake.chain and matches is not False and (not evaluation.stapled or no_status):
         result["responder"] = ask_responder(shake.chain[0], issuer, policy, deadline)
         result["reason"] += "; " + result["responder"]["reason"]
     elapsed = time.monotonic() - started
@@ -294,6 +472,28 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
     })
     if shake.chain and issuer is not None:
         result["certificate"]["issuer_subject"] = short_name(issuer.subject)
+    return result
+
+
+def _judge_certificate(target: Target, leaf, evaluation: StapleEvaluation) -> bool | None:
+    """Whether the served leaf is the one the target must get; a mismatch fails the evaluation with its reason."""
+    why = wrong_certificate(target, leaf)
+    if why is None:
+        return None
+    if why:
+        evaluation.ok = False
+        evaluation.retryable = False
+        evaluation.reason = why
+        return False
+    return True
+
+
+def _unjudged(target: Target, exc: Exception) -> dict:
+    """The result of a target whose check ended in an error nobody foresaw: a verdict for it alone, the other targets go on."""
+    result = {"host": target.host, "port": target.port, "server_name": target.server_name}
+    result.update(StapleEvaluation(reason="verify could not judge this target: %s; please report it" % type(exc).__name__).as_dict())
+    result.update({"certificate_matches": None, "applicable": None, "responder": None, "attempts": 0, "handshake_seconds": 0.0,
+                   "elapsed_seconds": 0.0, "tls_version": None, "certificate": None, "issuer_found": False})
     return result
 
 
@@ -332,8 +532,15 @@ def check_targets(targets: list, policy: Policy, concurrency: int = 16) -> list:
         return []
     context = make_context()
     workers = max(1, min(concurrency, len(targets)))
+
+    def guarded(target: Target) -> dict:
+        # Whatever one peer sends must not take the other targets' results with it.
+        try:
+            return check_target(target, policy, context)
+        except Exception as exc:
+            return _unjudged(target, exc)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda target: check_target(target, policy, context), targets))
+        return list(pool.map(guarded, targets))
 
 
 def targets_for(endpoints, address: str, port: int = 443) -> list:
@@ -371,19 +578,25 @@ def format_table(results: list) -> list:
     return lines
 
 
-def site_targets(sites: list, address: str, certificates=None) -> list:
+def site_targets(sites: list, address: str, certificates=None, site_certificates=None) -> list:
     """verify targets for server_info sites: one per site and TLS port, named by its first usable server name.
 
     ``certificates`` limits the result to the sites serving one of these certificate paths (the ones
-    stapling was turned on for). Wildcard and regex names cannot be sent as SNI; a site that has no
-    other name is checked without a name, which reaches the default server of the socket.
+    stapling was turned on for). Names are sent as SNI without the scheme and port that Apache's
+    ServerName may carry ('www.example.com:443'). Wildcard and regex names cannot be sent as SNI; a site
+    that has no other name is checked without a name, which reaches the default server of the socket.
+    ``site_certificates`` is server_info's ``certificates`` result (path -> its certificate blocks): each
+    target then carries the fingerprints of the leaf certificates its site is configured with (the first
+    block of each file, the one the server serves), and the served certificate must be one of them.
     """
     wanted = set(certificates) if certificates is not None else None
     targets, seen = [], set()
     for site in sites:
         if wanted is not None and not wanted.intersection(site["ssl_certificate"]):
             continue
-        names = [name for name in site["server_names"] if name and name != "_" and "*" not in name and not name.startswith("~")]
+        names = [host_name(name) for name in site["server_names"] if name and name != "_" and "*" not in name and not name.startswith("~")]
+        names = [name for name in names if name]
+        expected = _configured_leaves(site["ssl_certificate"], site_certificates)
         # A QUIC socket is UDP, which a TLS handshake over TCP cannot reach; a socket without a port
         # (a unix socket, Apache's `*`) gives nothing to connect to.
         ports = [entry["port"] for entry in site["sockets"] if entry["tls"] and not entry["quic"] and entry["port"] is not None]
@@ -392,8 +605,29 @@ def site_targets(sites: list, address: str, certificates=None) -> list:
             if key in seen:
                 continue
             seen.add(key)
-            targets.append({"host": address, "port": port, "server_name": names[0] if names else address})
+            target = {"host": address, "port": port, "server_name": names[0] if names else address}
+            if expected:
+                target["expected_certificates"] = expected
+            targets.append(target)
     return targets
+
+
+def _configured_leaves(paths: list, site_certificates) -> list:
+    """SHA-256 fingerprints of the first certificate of each file (the leaf a server serves from it), from server_info's blocks."""
+    found = []
+    for path in paths:
+        entry = (site_certificates or {}).get(path) or {}
+        blocks = entry.get("blocks") or []
+        if not blocks:
+            continue  # a file server_info could not use (its error is the preflight's to report)
+        try:
+            leaf = x509.load_pem_x509_certificate(str(blocks[0][1]).encode("ascii"))
+        except (ValueError, UnicodeError):
+            continue
+        value = fingerprint(leaf)
+        if value not in found:
+            found.append(value)
+    return found
 
 
 def results_for(results: list, targets: list) -> list:

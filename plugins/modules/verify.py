@@ -15,8 +15,21 @@ description:
     and judges the stapled OCSP response the way a careful client does.
   - A target passes when a response is stapled, its response status is C(successful), it names
     the served certificate (serial and issuer name and key hashes), it is signed by the issuer or
-    by a responder the issuer authorised (OCSP Signing extended key usage), the certificate status
-    is C(good), and it is fresh (thisUpdate <= now <= nextUpdate, within O(clock_skew)).
+    by a responder the issuer authorised (OCSP Signing extended key usage) whose certificate is valid now
+    (strictly: O(clock_skew) does not apply to it), the certificate status is C(good), and it is fresh
+    (thisUpdate <= now <= nextUpdate, within O(clock_skew); without nextUpdate, thisUpdate at most O(max_age) old).
+  - A target fails, with a reason saying so, when the response's nextUpdate is before its thisUpdate
+    (an interval in which no time lies), when it holds several answers about the served certificate that
+    contradict each other (for example V(good) and V(revoked)), when its CertID uses a hash algorithm that cannot
+    be computed here, and when the server staples bytes that are not an OCSP response (also when the TLS library
+    refuses them during the handshake: the handshake is then made again without the status request, to see the
+    certificate). An error in one target's check never touches the results of the others.
+  - The served certificate must be the right one. When a target carries O(targets[].expected_certificates) (the roles
+    fill it from the certificate files the site is configured with), the served leaf must be one of them; without it, the
+    leaf must be issued for the SNI name (a subjectAltName DNS name, or the common name when it has none; a wildcard
+    stands for exactly one whole left-most label, RFC 6125). A target named by an IP address alone sends no SNI and
+    skips the name check. Otherwise the target fails with C(the server answered with another site's certificate (...)),
+    whatever it staples, and is not retried.
   - nginx fetches OCSP responses lazily and each worker process keeps its own cache, so the first
     handshakes after a start or reload carry no staple. A target without a staple is therefore
     tried again with back-off until O(retry_budget) is spent; the result says how many handshakes
@@ -61,7 +74,20 @@ options:
         description:
           - The SNI name to send, that is, which site on the server to check. Defaults to O(targets[].host).
           - Without the right name a server answers with its default site, which may be a different certificate.
+          - A host name only. A name with a scheme, port or path (C(https://www.example.com), C(www.example.com:443)) is
+            refused, with the name to write instead: the port goes in O(targets[].port). A trailing dot is dropped.
         type: str
+      expected_certificates:
+        description:
+          - The certificates the site is configured with; the served leaf certificate must be one of them (a site may
+            have several, such as an RSA and an ECDSA one).
+          - Each is the certificate's SHA-256 fingerprint in hex (colons and spaces allowed, as
+            C(openssl x509 -noout -fingerprint -sha256) prints it) or the certificate in PEM.
+          - When empty, the served leaf must be issued for O(targets[].server_name) instead.
+          - P(ocsp.stapling.verify_site_targets#filter) fills it from the RV(ocsp.stapling.server_info#module:certificates)
+            result.
+        type: list
+        elements: str
   host:
     description: A single target's address or DNS name, instead of O(targets).
     type: str
@@ -70,8 +96,12 @@ options:
     type: int
     default: 443
   server_name:
-    description: The single target's SNI name, with O(host). Defaults to O(host).
+    description: The single target's SNI name, with O(host). Defaults to O(host). A host name only, as O(targets[].server_name).
     type: str
+  expected_certificates:
+    description: The single target's expected certificates, with O(host), as O(targets[].expected_certificates).
+    type: list
+    elements: str
   concurrency:
     description: How many targets are checked at the same time.
     type: int
@@ -97,9 +127,20 @@ options:
     type: float
     default: 0.25
   clock_skew:
-    description: Seconds of clock difference tolerated when judging thisUpdate and nextUpdate.
+    description:
+      - Seconds of clock difference tolerated when judging thisUpdate and nextUpdate.
+      - It does not apply to the validity of a delegated responder's certificate, which must be valid at the time of the check.
     type: int
     default: 300
+  max_age:
+    description:
+      - Seconds after its thisUpdate that a response without nextUpdate is accepted as fresh (within O(clock_skew));
+        older ones fail as stale.
+      - RFC 6960 allows a response without nextUpdate ("newer information is always available"), RFC 5019 (section 4) has
+        clients reject it; one day (the default) accepts an answer that is refreshed daily and never an old one.
+      - The same rule as C(openssl ocsp -status_age).
+    type: int
+    default: 86400
   ca_file:
     description:
       - PEM file with extra certificates to look for the issuer in, for servers that do not send it
@@ -199,9 +240,24 @@ targets:
       type: bool
       sample: true
     reason:
-      description: One line a person can act on.
+      description:
+        - One line a person can act on. Among the failures, each its own class, C(the server answered with another site's
+          certificate (...)), C(the staple's validity interval is inverted: nextUpdate ... is before thisUpdate ...),
+          C(the staple's delegated responder certificate ... is not valid now: it expired ... ago),
+          C(the staple is stale: it has no nextUpdate and its thisUpdate ... is ... old, more than the ... such a response is
+          accepted), C(the staple holds 2 answers about the served certificate that contradict each other (good and revoked)),
+          C(the staple names the served serial ... with a CertID hash algorithm that cannot be computed here),
+          C(the server staples something that is not an OCSP response (the TLS library refused it: ...)) and
+          C(the stapled bytes are not an OCSP response (N bytes; ...)).
       type: str
       sample: good, fresh staple signed by delegated responder 'Example OCSP'; next update in 6d23h
+    certificate_matches:
+      description:
+        - Whether the served certificate is the right one, V(true) or V(false) (then the target fails and its reason starts
+          with C(the server answered with another site's certificate)); null when nothing could be checked (no certificate
+          received, or a target named by an IP address alone without O(targets[].expected_certificates)).
+        - Checked against O(targets[].expected_certificates) when given, else against the SNI name.
+      type: bool
     stapled:
       description: Whether the server stapled anything on the last handshake.
       type: bool
@@ -282,7 +338,7 @@ targets:
       type: dict
       sample: {url: "http://ocsp.example.com/", reachable: true, cert_status: revoked, reason: "its responder ... answers: ..."}
     certificate:
-      description: The served certificate (subject, issuer, serial in hex, not_after, ocsp_urls, issuer_subject).
+      description: The served certificate (subject, issuer, serial in hex, sha256 fingerprint in hex, not_after, ocsp_urls, issuer_subject).
       type: dict
 summary:
   description: Counts over all targets.
@@ -321,16 +377,18 @@ def main() -> None:
             host=dict(type="str"),
             port=dict(type="int", default=443),
             server_name=dict(type="str"),
+            expected_certificates=dict(type="list", elements="str"),
             concurrency=dict(type="int", default=16),
             timeout=dict(type="float", default=5),
             retry_budget=dict(type="float", default=10),
             retry_delay=dict(type="float", default=0.25),
             clock_skew=dict(type="int", default=300),
+            max_age=dict(type="int", default=86400),
             ca_file=dict(type="path"),
             diagnose=dict(type="bool", default=True),
             report_only=dict(type="bool", default=False),
         ),
-        mutually_exclusive=[("targets", "host")],
+        mutually_exclusive=[("targets", "host"), ("targets", "expected_certificates")],
         required_one_of=[("targets", "host")],
         supports_check_mode=True,
     )
@@ -344,12 +402,14 @@ def main() -> None:
         if params["targets"] is not None:
             targets = parse_targets(params["targets"])
         else:
-            targets = parse_targets([{"host": params["host"], "port": params["port"], "server_name": params["server_name"]}])
+            targets = parse_targets([{"host": params["host"], "port": params["port"], "server_name": params["server_name"],
+                                      "expected_certificates": params["expected_certificates"]}])
         policy = Policy(
             timeout=params["timeout"],
             retry_budget=params["retry_budget"],
             retry_delay=params["retry_delay"],
             clock_skew=params["clock_skew"],
+            max_age=params["max_age"],
             extra_issuers=load_extra_issuers(params["ca_file"]),
             fetch=fetch_ocsp if params["diagnose"] else None,
         )

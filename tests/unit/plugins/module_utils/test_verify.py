@@ -52,7 +52,7 @@ def test_parse_targets_accepts_mappings_and_shorthands():
     ({"port": 443}, "targets[0] has no host"),
     ({"host": "a", "port": "https"}, "targets[0] port 'https' is not a number"),
     ({"host": "a", "port": 70000}, "out of range"),
-    ({"host": "a", "sni": "b"}, "unknown keys sni: use host, port and server_name"),
+    ({"host": "a", "sni": "b"}, "unknown keys sni: use host, port, server_name and expected_certificates"),
     (42, "targets[0] must be a mapping"),
 ])
 def test_parse_targets_names_the_bad_entry(entry, message):
