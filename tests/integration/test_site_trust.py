@@ -251,3 +251,131 @@ def test_6_a_second_run_says_already_and_changes_nothing(host):
     assert {name: outcome for name, (outcome, reason) in outcomes.items()} == {
         "_": "not applicable", "partners.test": "already", "combined.test": "already", "trusted.test": "already"}
     assert snapshot(host["folder"]) == before
+
+
+# --- Apache ----------------------------------------------------------------------------------------
+
+APACHE_MAIN = """ServerRoot "{folder}"
+ServerName 127.0.0.1
+PidFile {folder}/run/apache2.pid
+DefaultRuntimeDir {folder}/run
+Mutex file:{folder}/run default
+ErrorLog "{folder}/logs/error.log"
+LogLevel info
+User nobody
+Group nogroup
+IncludeOptional mods-enabled/*.load
+Listen 127.0.0.1:{port}
+# Include, not IncludeOptional: a link to a file that does not exist stops Apache.
+Include conf-enabled/*.conf
+IncludeOptional sites-enabled/*.conf
+"""
+
+APACHE_SITES = """<VirtualHost 127.0.0.1:{port}>
+    # As RHEL's ssl.conf writes it: the name with the port.
+    ServerName shop.test:{port}
+    SSLEngine on
+    SSLCertificateFile {shop.fullchain_path}
+    SSLCertificateKeyFile {shop.key_path}
+    Redirect 200 /
+</VirtualHost>
+
+<VirtualHost 127.0.0.1:{port}>
+    ServerName partners.test
+    SSLEngine on
+    SSLCertificateFile {partners.fullchain_path}
+    SSLCertificateKeyFile {partners.key_path}
+    SSLVerifyClient require
+    SSLCACertificateFile {partner_ca}
+    Redirect 200 /
+</VirtualHost>
+
+<VirtualHost 127.0.0.1:{port}>
+    # Certificate, chain and key in one file, and no SSLCertificateKeyFile: as Apache documents it.
+    ServerName combined.test
+    SSLEngine on
+    SSLCertificateFile {combined}
+    Redirect 200 /
+</VirtualHost>
+"""
+
+
+@pytest.fixture(scope="module")
+def apache_host(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site-trust-apache")
+    with Bench(root) as bench:
+        shop = bench.issue("shop.test")
+        partners = bench.issue("partners.test")
+        combined_leaf = bench.issue("combined.test")
+        clients = client_certificates(bench, root / "clients")
+        combined = root / "combined.pem"
+        combined.write_bytes(combined_leaf.fullchain_path.read_bytes() + combined_leaf.key_path.read_bytes())
+        os.chmod(combined, 0o600)
+        server = bench.apache([])
+        folder = server.folder
+        for sub in ("mods-available", "mods-enabled", "conf-available", "conf-enabled", "sites-enabled", "run", "logs"):
+            (folder / sub).mkdir(exist_ok=True)
+        for name, library in {"mpm_event": "mod_mpm_event.so", "alias": "mod_alias.so", "socache_shmcb": "mod_socache_shmcb.so",
+                              "ssl": "mod_ssl.so", "authz_core": "mod_authz_core.so"}.items():
+            (folder / "mods-available" / (name + ".load")).write_text("LoadModule %s_module /usr/lib/apache2/modules/%s\n" % (name, library))
+            (folder / "mods-enabled" / (name + ".load")).symlink_to("../mods-available/%s.load" % name)
+        server.conf_path.write_text(APACHE_MAIN.format(folder=folder, port=server.port))
+        # The host's own stapling cache, in a conf file of its own.
+        (folder / "conf-available" / "stapling-cache.conf").write_text("SSLStaplingCache shmcb:%s/run/their-cache(64000)\n" % folder)
+        (folder / "conf-enabled" / "stapling-cache.conf").symlink_to("../conf-available/stapling-cache.conf")
+        (folder / "sites-enabled" / "sites.conf").write_text(APACHE_SITES.format(port=server.port, shop=shop, partners=partners,
+                                                                                partner_ca=clients["ca"], combined=combined))
+        server.start()
+        apache2 = ["apache2", "-d", str(folder), "-f", str(server.conf_path)]
+        inventory = write_inventory(root / "inventory.yml", {"web1": {
+            "ansible_connection": "local",
+            "ansible_host": "127.0.0.1",
+            "ansible_python_interpreter": sys.executable,
+            "apache_stapling_conf": str(server.conf_path),
+            "apache_stapling_test_command": apache2 + ["-t"],
+            "apache_stapling_reload_command": apache2 + ["-k", "graceful"],
+            "apache_stapling_cache_spec": "shmcb:%s/run/ocsp-stapling(128000)" % folder,
+            "apache_stapling_ca_bundles": [str(bench.pki.root_cert_path)],
+            "apache_stapling_chain_dir": str(root / "chains"),
+            "apache_stapling_backup_dir": str(root / "backups"),
+            "apache_stapling_lock_path": str(root / "ocsp-stapling.lock"),
+            "apache_stapling_verify_retry_budget": 15,
+            "enable_servers": ["apache"],
+        }})
+        yield {"bench": bench, "server": server, "folder": folder, "inventory": inventory, "clients": clients, "apache2": apache2}
+
+
+def test_apache_1_partners_get_in_and_strangers_do_not(apache_host):
+    port, root = apache_host["server"].port, apache_host["bench"].pki.root_cert_path
+    assert https_status(port, "partners.test", root, apache_host["clients"]["partner"]) == 200
+    with pytest.raises(ssl.SSLError):
+        https_status(port, "partners.test", root, apache_host["clients"]["stranger"])
+
+
+def test_apache_2_every_site_stapled_and_verified_without_a_dangling_link(apache_host):
+    run = play(apache_host, "--diff")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "does not see" not in run.stdout + run.stderr, run.stdout
+    outcomes = outcome_lines(run.stdout)
+    assert {name: outcome for name, (outcome, reason) in outcomes.items()} == {
+        "shop.test:%d" % apache_host["server"].port: "stapled", "partners.test": "stapled", "combined.test": "stapled"}, run.stdout
+    for name in ("shop.test", "partners.test", "combined.test"):
+        assert re.search(r"\(%s\)\s+ok\s+good" % re.escape(name), run.stdout), run.stdout
+    folder = apache_host["folder"]
+    # The host's SSLStaplingCache is kept; the collection writes no cache file and makes no link to one.
+    assert sorted(os.listdir(folder / "conf-enabled")) == ["stapling-cache.conf"]
+    assert sorted(os.listdir(folder / "conf-available")) == ["stapling-cache.conf"]
+    test = subprocess.run(apache_host["apache2"] + ["-t"], capture_output=True, text=True, check=False)
+    assert test.returncode == 0, test.stderr
+
+
+def test_apache_3_the_partners_site_trusts_exactly_what_it_trusted(apache_host):
+    port, root = apache_host["server"].port, apache_host["bench"].pki.root_cert_path
+    assert https_status(port, "partners.test", root, apache_host["clients"]["partner"]) == 200
+    with pytest.raises(ssl.SSLError):
+        https_status(port, "partners.test", root, apache_host["clients"]["stranger"])
+    sites = (apache_host["folder"] / "sites-enabled" / "sites.conf").read_text()
+    partners = sites.split("ServerName partners.test")[1].split("</VirtualHost>")[0]
+    assert [line.strip() for line in partners.splitlines() if "SSLCACertificateFile" in line] == [
+        "SSLCACertificateFile %s" % apache_host["clients"]["ca"]]
+    assert "SSLUseStapling on" in partners
