@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 
 from ._configtext import (MARKER, MAX_CONFIG_BYTES, MAX_NESTING, ConfigError, check_bom, collector_paused, depth_of, indent_at, newline_before,
                           nesting_error, read_text, sorted_glob, unreadable_hint)
-from ._dialect import ConfigFile, Dialect, Loader, SiteRefused, SplicePlan, by_name, chosen_sites, flag, include_paths, sites_at, walk
+from ._dialect import ConfigFile, Dialect, Loader, SiteNotApplicable, SiteRefused, SplicePlan, by_name, chosen_sites, flag, include_paths, sites_at, walk
 from ._dialect import Directive as BaseDirective
 from ._dialect import Site as BaseSite
 
@@ -150,6 +150,8 @@ class Site(BaseSite):
     ssl_ca_certificate_path: str | None
     # The macro whose text holds this <VirtualHost> (None: a file holds it): ``path`` and ``line`` are then its Use line.
     macro: MacroUse | None = None
+    # mod_md staples this site's certificate itself (MDStapling on for its domain, or for all certificates).
+    md_stapling: bool = False
 
     @property
     def server_names(self) -> list:
@@ -577,6 +579,23 @@ def _socket(address: str) -> dict:
     return {"address": host, "port": int(port) if port.isdigit() else None}
 
 
+def _md_stapled_names(scope: list, server: dict):
+    """Which sites mod_md staples: True for every certificate (MDStapling on with MDStaplingOthers, its default), else
+    the set of names of the managed domains whose stapling is on (``<MDomain>`` sections and ``MDomain`` lines)."""
+    default = flag((server,), "mdstapling")
+    if default and not (server.get("mdstaplingothers") and not flag((server,), "mdstaplingothers")):
+        return True
+    names = set()
+    for directive in scope:
+        if directive.block is not None and directive.key in ("<mdomain", "<mdomainset"):
+            own = by_name(directive.block)
+            if flag((own,), "mdstapling") if "mdstapling" in own else default:
+                names.update(arg.lower() for arg in directive.args)
+        elif directive.block is None and directive.key in ("mdomain", "managedomain") and default:
+            names.update(arg.lower() for arg in directive.args if not arg.lower() in ("auto", "manual"))
+    return names
+
+
 class ApacheConfig:
     """A loaded configuration: every file once (by real path), includes followed."""
 
@@ -630,6 +649,9 @@ class ApacheConfig:
                     self._site(vhost, server, server_verifies, index)
                     for index, vhost in enumerate(d for d in scope if d.block is not None and d.key == "<virtualhost")
                 ]
+                md_stapled = _md_stapled_names(scope, server)
+                for site in self._sites:
+                    site.md_stapling = md_stapled is True or bool(md_stapled and md_stapled.intersection(name.lower() for name in site.server_names))
         return list(self._sites)
 
     def tls_sites(self) -> list:
@@ -789,6 +811,10 @@ class _Plan(SplicePlan):
         return list(_STAPLING) + ([] if site.verifies_clients else [("SSLCACertificateFile", [chain])])
 
     def wanted(self, site: Site, chain: str) -> list:
+        if site.md_stapling:
+            # Two stapling implementations for one certificate would fetch and cache twice, and which one answers is
+            # up to module order; mod_md's own is what the owner chose.
+            raise SiteNotApplicable("mod_md staples this site's certificate itself (MDStapling on): SSLUseStapling is not added")
         refusal = self.macro_refusal(site, chain)
         if refusal:
             raise SiteRefused(refusal)
@@ -987,7 +1013,8 @@ def _planned(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: st
         for site, chain in chosen_sites(config.sites(), chains):
             plan.present(site, chain)
         plan.insert_ops()
-        if plan.chosen:
+        # The cache serves the sites this run staples (or that staple already): none, no cache.
+        if any(site not in plan.refused for site in plan.chosen):
             plan.present_cache(cache_path, cache_spec)
     elif state == "absent":
         reached = sites_at(config.sites(), lambda site: _deep(site.directive.block))

@@ -41,6 +41,14 @@ UNCHANGED = "unchanged"  # nothing of the collection's was there
 class SiteRefused(Exception):
     """A chosen site the plan leaves alone (and why): it gets the outcome "not handled", the run goes on."""
 
+    outcome = NOT_HANDLED
+
+
+class SiteNotApplicable(SiteRefused):
+    """A chosen site that has no use for the collection's stapling (another mechanism staples it): "not applicable"."""
+
+    outcome = NOT_APPLICABLE
+
 
 @dataclass(eq=False)
 class Directive:
@@ -273,7 +281,7 @@ class SplicePlan:
         self.insertions = {}
         self._added_per_path = None
         # For the outcomes: site -> chain of every site chosen to staple; the sites this plan changes;
-        # site -> why a chosen site is left alone.
+        # site -> (outcome, reason) of a chosen site left alone.
         self.chosen = {}
         self.edited = set()
         self.refused = {}
@@ -340,7 +348,7 @@ class SplicePlan:
         try:
             wanted = self.wanted(site, chain)
         except SiteRefused as exc:
-            self.refused[site] = str(exc)
+            self.refused[site] = (exc.outcome, str(exc))
             return
         own = by_name(self.effective(site.directive.block))
         outer = self.outer_scope(site)
@@ -435,7 +443,7 @@ class SplicePlan:
                 outcome, reason = (REMOVED, "what the collection had added or changed was taken back") if site in self.edited else (
                     UNCHANGED, "nothing of the collection's was there")
             elif site in self.refused:
-                outcome, reason = NOT_HANDLED, self.refused[site]
+                outcome, reason = self.refused[site]
             elif site in self.chosen:
                 outcome, reason = (STAPLED, "stapling turned on with the chain file %s" % self.chosen[site]) if site in self.edited else (
                     ALREADY, "stapling was already configured as wanted")

@@ -64,3 +64,32 @@ def test_no_site_to_staple_writes_no_cache_and_no_link(tmp_path):
     assert edits == {} and links == {}
     assert [(entry["outcome"], entry["reason"]) for entry in outcomes] == [
         ("not applicable", "/c/a.test.pem: the certificate has no OCSP URL"), ("not applicable", "/c/b.test.pem: the certificate has no OCSP URL")]
+
+
+def md_tree(tmp_path, md: str) -> ApacheDialect:
+    (tmp_path / "sites").mkdir()
+    main = tmp_path / "httpd.conf"
+    main.write_text(md + "IncludeOptional sites/*.conf\n")
+    (tmp_path / "sites" / "a.conf").write_text(VHOST.format(name="a.test") + VHOST.format(name="b.test"))
+    return ApacheDialect(str(main), cache_path=str(tmp_path / "ocsp-stapling.conf"), cache_spec="shmcb:/run/x(128000)", server_root=str(tmp_path))
+
+
+def test_a_site_that_mod_md_staples_is_not_applicable(tmp_path):
+    chains = {"/c/a.test.pem": "/c/chain.pem", "/c/b.test.pem": "/c/chain.pem"}
+    # MDStapling for one managed domain: that site is mod_md's, the other is the collection's.
+    dialect = md_tree(tmp_path, "MDomain a.test\n<MDomain a.test>\n    MDStapling on\n</MDomain>\n")
+    edits, dummy, outcomes = planned(dialect, chains)
+    assert [(entry["server_names"][0], entry["outcome"]) for entry in outcomes] == [("a.test", "not applicable"), ("b.test", "stapled")]
+    assert "mod_md staples this site's certificate itself" in outcomes[0]["reason"]
+    assert edits[str(tmp_path / "sites" / "a.conf")].count("SSLUseStapling on") == 1
+
+
+def test_mdstapling_for_every_certificate_leaves_every_site_to_mod_md(tmp_path):
+    dialect = md_tree(tmp_path, "MDStapling on\n")
+    edits, links, outcomes = planned(dialect, {"/c/a.test.pem": "/c/chain.pem", "/c/b.test.pem": "/c/chain.pem"})
+    assert edits == {} and {entry["outcome"] for entry in outcomes} == {"not applicable"}
+    # MDStaplingOthers off: mod_md staples the certificates it manages only, and there is no managed domain here.
+    (tmp_path / "others-off").mkdir()
+    dialect = md_tree(tmp_path / "others-off", "MDStapling on\nMDStaplingOthers off\n")
+    dummy, dummy, outcomes = planned(dialect, {"/c/a.test.pem": "/c/chain.pem"})
+    assert outcomes[0]["outcome"] == "stapled"
