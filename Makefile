@@ -20,7 +20,7 @@ BASE_PYTHON = $(shell PATH='$(ORIG_PATH)' command -v $(PYTHON))
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 # sslyze 6.3.1 pins cryptography<47, which conflicts with the main venv: the benchmark gets its own.
-BENCH_VENV := $(ROOT)/.venv-bench
+BENCHMARK_VENV := $(ROOT)/.venv-benchmarks
 
 BUILD := $(ROOT)/.build
 # ansible-lint, ansible-doc and ansible-playbook find the collection only through a collections
@@ -53,9 +53,9 @@ RSYNC_EXCLUDES := --exclude=/.git --exclude=/.venv --exclude='/.venv-*' --exclud
 	--exclude=/collections --exclude=.ansible --exclude=.cache --exclude=.pytest_cache \
 	--exclude=__pycache__ --exclude=/tests/output --filter=':- .gitignore'
 
-.PHONY: help setup os-deps venv bench-venv collections ansible-test-seed \
-	test sanity lint docs changelog unit integration demo bench bench-compare clean distclean \
-	molecule molecule-images bench-molecule
+.PHONY: help setup os-deps venv benchmark-venv collections ansible-test-seed \
+	test sanity lint docs changelog unit integration demo benchmark benchmark-compare clean distclean \
+	molecule molecule-images benchmark-molecule
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (each target installs what it needs first)"
@@ -72,8 +72,8 @@ os-deps: ## Install missing system packages with apt (without starting nginx/apa
 venv: os-deps ## Create .venv/ from the pinned requirements.txt
 	@scripts/ensure-venv.sh "$(VENV)" requirements.txt "$(BASE_PYTHON)"
 
-bench-venv: os-deps ## Create .venv-bench/ from benchmarks/requirements.txt (sslyze, crossplane)
-	@scripts/ensure-venv.sh "$(BENCH_VENV)" benchmarks/requirements.txt "$(BASE_PYTHON)"
+benchmark-venv: os-deps ## Create .venv-benchmarks/ from benchmarks/requirements.txt (sslyze, crossplane)
+	@scripts/ensure-venv.sh "$(BENCHMARK_VENV)" benchmarks/requirements.txt "$(BASE_PYTHON)"
 
 collections: venv ## Link the collection into .build/collections (ANSIBLE_COLLECTIONS_PATH), with its dependencies
 	@mkdir -p "$(dir $(COLLECTION_LINK))"
@@ -122,22 +122,22 @@ integration: os-deps venv collections ## pytest tests/integration (real nginx/ap
 demo: setup ## Run the demo (python -m bench.demo)
 	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" -m bench.demo
 
-# The benchmarks run with .venv; they find the peers' interpreter (sslyze, crossplane) through BENCH_PYTHON.
-bench: setup bench-venv ## Run the benchmarks (benchmarks/*.py); figures go to BENCHMARKS.md by hand
-	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/verify_endpoints.py
-	cd "$(ROOT)" && PYTHONPATH=tests BENCH_PYTHON="$(BENCH_VENV)/bin/python" "$(PY)" benchmarks/nginx_edit.py
+# The benchmarks run with .venv; they find the peers' interpreter (sslyze, crossplane) through BENCHMARK_PYTHON.
+benchmark: setup benchmark-venv ## Run the benchmarks (benchmarks/*.py); figures go to BENCHMARKS.md by hand
+	cd "$(ROOT)" && PYTHONPATH=tests BENCHMARK_PYTHON="$(BENCHMARK_VENV)/bin/python" "$(PY)" benchmarks/verify_endpoints.py
+	cd "$(ROOT)" && PYTHONPATH=tests BENCHMARK_PYTHON="$(BENCHMARK_VENV)/bin/python" "$(PY)" benchmarks/nginx_edit.py
 	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/apache_edit.py
 
 # Edit speed of the working tree against a git revision, both timed in one run, interleaved round by
-# round (benchmarks/_compare.py), e.g. BASELINE=a06f45c~1 for the issue 12 refactor; BENCH_ARGS='--rounds 9'
-# or BENCH_ARGS='--current REV2' to time a revision instead of the working tree.
-# Only the two modules run (no crossplane, no apache2 -S), so .venv-bench is not needed.
+# round (benchmarks/_compare.py), e.g. BASELINE=a06f45c~1 for the issue 12 refactor; BENCHMARK_ARGS='--rounds 9'
+# or BENCHMARK_ARGS='--current REV2' to time a revision instead of the working tree.
+# Only the two modules run (no crossplane, no apache2 -S), so .venv-benchmarks is not needed.
 BASELINE ?=
-BENCH_ARGS ?=
-bench-compare: setup ## Edit speed against a git revision in the same run: make bench-compare BASELINE=REV
-	@[[ -n "$(BASELINE)" ]] || { echo "usage: make bench-compare BASELINE=REV (e.g. a06f45c~1)" >&2; exit 1; }
-	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/nginx_edit.py --baseline "$(BASELINE)" $(BENCH_ARGS)
-	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/apache_edit.py --baseline "$(BASELINE)" $(BENCH_ARGS)
+BENCHMARK_ARGS ?=
+benchmark-compare: setup ## Edit speed against a git revision in the same run: make benchmark-compare BASELINE=REV
+	@[[ -n "$(BASELINE)" ]] || { echo "usage: make benchmark-compare BASELINE=REV (e.g. a06f45c~1)" >&2; exit 1; }
+	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/nginx_edit.py --baseline "$(BASELINE)" $(BENCHMARK_ARGS)
+	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/apache_edit.py --baseline "$(BASELINE)" $(BENCHMARK_ARGS)
 
 # --- Molecule ----------------------------------------------------------------------------------
 # The scenarios run here on podman, from local images that debootstrap builds from Debian's
@@ -165,15 +165,15 @@ molecule: collections molecule-images ## Run every Molecule scenario (molecule t
 	done; \
 	if (( $${#failed[@]} )); then echo "molecule: failed scenarios: $${failed[*]}" >&2; exit 1; fi
 
-bench-molecule: collections molecule-images ## Time the fleet's converge and idempotent runs against a naive playbook
+benchmark-molecule: collections molecule-images ## Time the fleet's converge and idempotent runs against a naive playbook
 	cd "$(ROOT)" && $(MOLECULE_ENV) "$(PY)" benchmarks/molecule_fleet.py
 
 # --- Cleaning ----------------------------------------------------------------------------------
 
 clean: ## Remove build and test output (.build, caches); keeps the venvs
 	rm -rf "$(BUILD)" collections .ansible .pytest_cache tests/output changelogs/.plugin-cache.yaml
-	find . -path ./.git -prune -o -path ./.venv -prune -o -path ./.venv-bench -prune \
+	find . -path ./.git -prune -o -path ./.venv -prune -o -path ./.venv-benchmarks -prune \
 		-o -type d -name __pycache__ -exec rm -rf {} +
 
-distclean: clean ## Also remove .venv/ and .venv-bench/
-	rm -rf "$(VENV)" "$(BENCH_VENV)"
+distclean: clean ## Also remove .venv/ and .venv-benchmarks/
+	rm -rf "$(VENV)" "$(BENCHMARK_VENV)"

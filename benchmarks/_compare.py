@@ -84,7 +84,7 @@ def side_env(root: Path) -> dict:
     """The environment of one side: its tree first on PYTHONPATH, then what the caller had, minus other copies.
 
     The rest of the path (PYTHONPATH=tests for bench.pki, ANSIBLE_COLLECTIONS_PATH's entries as
-    `make bench` passes them) is kept; the interpreter is the caller's, so ansible-core comes from its venv.
+    `make benchmark` passes them) is kept; the interpreter is the caller's, so ansible-core comes from its venv.
     """
     entries = [entry for variable in ("ANSIBLE_COLLECTIONS_PATH", "PYTHONPATH")
                for entry in os.environ.get(variable, "").split(os.pathsep) if entry]

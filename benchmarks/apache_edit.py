@@ -1,6 +1,6 @@
 """Benchmark: apache_stapling on a generated tree of 2,000 virtual hosts in 200 files, against `apache2 -S`.
 
-Started by `make bench`. For N = 2,000 and 4,000 TLS virtual hosts (10 per file), it measures, in the
+Started by `make benchmark`. For N = 2,000 and 4,000 TLS virtual hosts (10 per file), it measures, in the
 same run:
 
 - ``apache_stapling check``: the module run as Ansible runs it on a host (``python apache_stapling.py
@@ -13,7 +13,7 @@ same run:
 
 All virtual hosts use one real bench certificate, so that Apache accepts the tree.
 
-With ``--baseline REV`` (``make bench-compare BASELINE=REV``) it instead times the module of git revision
+With ``--baseline REV`` (``make benchmark-compare BASELINE=REV``) it instead times the module of git revision
 REV against the working tree's (or ``--current REV2``'s), check and apply, interleaved round by round in the same run (see
 ``_compare.py``), and reports both medians and the ratio current / baseline; ``apache2 -S`` is not run then.
 """

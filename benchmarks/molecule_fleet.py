@@ -1,6 +1,6 @@
 """Converge and idempotent wall time on the Molecule fleet: ocsp.stapling.enable against the how-to by hand.
 
-    make bench-molecule            # or: python benchmarks/molecule_fleet.py [--rounds N]
+    make benchmark-molecule            # or: python benchmarks/molecule_fleet.py [--rounds N]
 
 Each round gives each side a freshly prepared fleet (`molecule destroy/create/prepare -s fleet`:
 six containers on Debian 11, 12 and 13, podman here), then times with ansible-playbook, on the same

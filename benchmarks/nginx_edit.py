@@ -1,19 +1,19 @@
 """Benchmark: nginx_stapling on a generated tree of 2,000 server blocks in 200 files, against crossplane.
 
-Started by `make bench`. For N = 2,000 and 4,000 server blocks (10 per file), it measures, in the same run:
+Started by `make benchmark`. For N = 2,000 and 4,000 server blocks (10 per file), it measures, in the same run:
 
 - ``nginx_stapling check``: the module run as Ansible runs it on a host (``python nginx_stapling.py
   args.json``) in check mode: parse every file, follow the include glob, plan every edit, build the diff;
 - ``nginx_stapling apply``: the same run applying the edits (lock, backups, atomic writes; the server
   test is ``true`` so that nginx's own time is not counted);
-- ``crossplane parse``: ``crossplane parse`` of the same tree (its own venv, ``BENCH_PYTHON``), which
+- ``crossplane parse``: ``crossplane parse`` of the same tree (its own venv, ``BENCHMARK_PYTHON``), which
   only parses;
 - the in-process figures of both parsers (load only), without interpreter start-up.
 
 The median of ``--rounds`` runs is reported; the ratios show whether the module is no slower than
 crossplane and whether its time grows linearly when the tree doubles.
 
-With ``--baseline REV`` (``make bench-compare BASELINE=REV``) it instead times the module of git revision
+With ``--baseline REV`` (``make benchmark-compare BASELINE=REV``) it instead times the module of git revision
 REV against the working tree's (or ``--current REV2``'s), check and apply, interleaved round by round in the same run (see
 ``_compare.py``), and reports both medians and the ratio current / baseline; crossplane is not run then.
 """
@@ -115,9 +115,9 @@ def main() -> int:
     options = parser.parse_args()
     if options.baseline:
         return compare(options)
-    bench_python = os.environ.get("BENCH_PYTHON")
+    bench_python = os.environ.get("BENCHMARK_PYTHON")
     if not bench_python:
-        parser.error("BENCH_PYTHON must name the interpreter of .venv-bench (make bench sets it)")
+        parser.error("BENCHMARK_PYTHON must name the interpreter of .venv-benchmarks (make benchmark sets it)")
     crossplane = str(Path(bench_python).parent / "crossplane")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("ANSIBLE_COLLECTIONS_PATH"), os.environ.get("PYTHONPATH")])))
     results = {}

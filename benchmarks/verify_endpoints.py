@@ -1,13 +1,13 @@
 """Benchmark: verify 200 endpoints in one call, against the tools people use today.
 
-Started by `make bench`. 200 SNI names (100 on a bench nginx, 100 on a bench Apache, each name with
+Started by `make benchmark`. 200 SNI names (100 on a bench nginx, 100 on a bench Apache, each name with
 its own certificate and so its own staple) are checked, with warm caches, by:
 
 - ``verify (module)``: the verify module run as Ansible runs it on a host (``python verify.py args.json``);
 - ``verify (ansible ad hoc)``: the same through ``ansible localhost -m ocsp.stapling.verify``,
   start-up of the ansible CLI included;
 - ``openssl s_client loop``: one ``openssl s_client -status`` per endpoint, one after the other;
-- ``sslyze``: ``sslyze --certinfo`` over the same list (its own venv, ``BENCH_PYTHON``).
+- ``sslyze``: ``sslyze --certinfo`` over the same list (its own venv, ``BENCHMARK_PYTHON``).
 
 Each tool runs ``--rounds`` times (median wall time, peak memory of the process tree's largest
 process); each must find 200 good staples, or its figures are marked as wrong. Results go to
@@ -102,7 +102,7 @@ def main() -> int:
     parser.add_argument("--endpoints", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args()
-    bench_python = os.environ.get("BENCH_PYTHON")
+    bench_python = os.environ.get("BENCHMARK_PYTHON")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("ANSIBLE_COLLECTIONS_PATH"), os.environ.get("PYTHONPATH")])))
 
     with tempfile.TemporaryDirectory(prefix="ocsp-bench-") as folder, Bench(Path(folder)) as bench:
