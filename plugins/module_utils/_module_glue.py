@@ -88,3 +88,19 @@ def run_editing_module(module, dialect, chains: dict, test_command: list, env: d
     except EditFailed as exc:
         module.fail_json(msg=str(exc), **exc.result)
     module.exit_json(**result)
+
+
+def cross_check(module, argv: list, env: dict | None, compare) -> dict:
+    """The server's own listing (``nginx -T``, ``apache2 -S``: ``argv``) held against the collection's reading
+    (``compare(output) -> [sentence]``, see ``_crosscheck``); each difference is warned. Off with the module's cross_check option."""
+    if not module.params["cross_check"]:
+        return {"command": None, "differences": []}
+    rc, out, err = module.run_command(argv, environ_update=env)
+    if rc != 0:
+        found = ["%s failed (exit %d), so the sites could not be checked against the server's own list: %s" % (
+            " ".join(argv), rc, (err or out).strip()[:500])]
+    else:
+        found = compare(out)
+    for sentence in found:
+        module.warn(sentence)
+    return {"command": " ".join(argv), "differences": found}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import posixpath
 
-from ._detect import parse_defines, parse_shell_variables
+from ._detect import parse_defines, parse_envvars, parse_shell_variables
 
 # Family -> the PEM bundle of the trusted CAs that its ca-certificates package builds.
 # Sources: each distribution's ca-certificates package; Go's crypto/x509 root_linux.go and root_bsd.go list the same paths.
@@ -237,3 +237,20 @@ def apache_layout(layout: str, root: str) -> dict:
         shmcb_links[posixpath.join(root, link)] = target
     return {"cache_file": cache_file, "cache_links": cache_links, "cache_spec": row["cache_spec"], "shmcb_links": shmcb_links,
             "service": row["service"]}
+
+
+def apache_start(server_root: str, conf_path: str, env: dict, defines: list, reader) -> tuple:
+    """(environment, -D names) the service starts Apache with, so that every call of the collection reads what Apache reads.
+
+    Debian's configuration uses ${APACHE_RUN_DIR} and friends, which apache2ctl takes from envvars; the -D names
+    decide <IfDefine> (Gentoo loads mod_ssl under -D SSL). ``env`` and ``defines`` (the user's) come on top.
+    """
+    start_env = {}
+    envvars = os.path.join(server_root, "envvars")
+    if os.path.isfile(envvars):
+        start_env.update(parse_envvars(reader(envvars), server_root))
+    start_env.update(env)
+    layout, layout_root = apache_layout_root(server_root, conf_path)
+    names = start_defines(layout, layout_root, reader)
+    names += [name for name in defines if name not in names]
+    return start_env, names

@@ -387,16 +387,15 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
     parse_apache_build,
     parse_apache_modules,
     parse_apache_version,
-    parse_envvars,
     parse_nginx_build,
     parse_nginx_version,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text
 from ansible_collections.ocsp.stapling.plugins.module_utils._crosscheck import apache_virtual_hosts, differences, nginx_files
-from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import safe_results
+from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import cross_check, safe_results
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import read_site_certificates
-from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import apache_layout_root, start_defines
+from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import apache_layout_root, apache_start
 from ansible_collections.ocsp.stapling.plugins.module_utils._sites import site_record
 
 
@@ -420,21 +419,6 @@ def named_sites(sites: list, names: list) -> list:
         return sites
     certificates = {path for site in sites if wanted.intersection(site["server_names"]) for path in site["ssl_certificate"]}
     return [site for site in sites if certificates.intersection(site["ssl_certificate"])]
-
-
-def cross_check(module: AnsibleModule, argv: list, env: dict | None, compare) -> dict:
-    """The server's own listing (``nginx -T``, ``apache2 -S``) held against the collection's reading; a difference is warned."""
-    if not module.params["cross_check"]:
-        return {"command": None, "differences": []}
-    rc, out, err = module.run_command(argv, environ_update=env)
-    if rc != 0:
-        found = ["%s failed (exit %d), so the sites could not be checked against the server's own list: %s" % (
-            " ".join(argv), rc, (err or out).strip()[:500])]
-    else:
-        found = compare(out)
-    for sentence in found:
-        module.warn(sentence)
-    return {"command": " ".join(argv), "differences": found}
 
 
 def nginx_facts(module: AnsibleModule, binary: str) -> dict:
@@ -474,16 +458,7 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
     if not conf_path:
         module.fail_json(msg="%s -V names no configuration file; set apache_conf" % binary)
     server_root = module.params["apache_server_root"] or build["server_root"] or os.path.dirname(conf_path)
-    # Debian's configuration uses ${APACHE_RUN_DIR} and friends, which apache2ctl takes from envvars.
-    env = {}
-    envvars = os.path.join(server_root, "envvars")
-    if os.path.isfile(envvars):
-        env.update(parse_envvars(read_text(envvars), server_root))
-    env.update(module.params["apache_env"])
-    # The -D names the service starts Apache with decide <IfDefine> (Gentoo loads mod_ssl under -D SSL): every call gets them.
-    layout, layout_root = apache_layout_root(server_root, conf_path)
-    defines = start_defines(layout, layout_root, read_text)
-    defines += [name for name in module.params["apache_defines"] if name not in defines]
+    env, defines = apache_start(server_root, conf_path, module.params["apache_env"], module.params["apache_defines"], read_text)
     flags = [word for name in defines for word in ("-D", name)]
     rc, out, err = module.run_command([binary, "-d", server_root, "-f", conf_path] + flags + ["-M"], environ_update=env)
     # Without the list of loaded modules every <IfModule> counts as true, which errs towards listing sites.

@@ -323,8 +323,8 @@ def apache_host(tmp_path_factory):
         # The host's own stapling cache, in a conf file of its own.
         (folder / "conf-available" / "stapling-cache.conf").write_text("SSLStaplingCache shmcb:%s/run/their-cache(64000)\n" % folder)
         (folder / "conf-enabled" / "stapling-cache.conf").symlink_to("../conf-available/stapling-cache.conf")
-        (folder / "sites-enabled" / "sites.conf").write_text(APACHE_SITES.format(port=server.port, shop=shop, partners=partners,
-                                                                                partner_ca=clients["ca"], combined=combined))
+        sites = APACHE_SITES.format(port=server.port, shop=shop, partners=partners, partner_ca=clients["ca"], combined=combined)
+        (folder / "sites-enabled" / "sites.conf").write_text(sites)
         server.start()
         apache2 = ["apache2", "-d", str(folder), "-f", str(server.conf_path)]
         inventory = write_inventory(root / "inventory.yml", {"web1": {

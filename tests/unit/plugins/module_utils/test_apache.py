@@ -958,8 +958,9 @@ LAYOUT_TREES = {
         "/etc/apache2/httpd.conf": 'ServerRoot "/usr/lib64/apache2"\nInclude /etc/apache2/modules.d/*.conf\n'
                                    "Include /etc/apache2/vhosts.d/*.conf\n",
         "/etc/apache2/modules.d/40_mod_ssl.conf": "<IfDefine SSL>\nLoadModule ssl_module modules/mod_ssl.so\n</IfDefine>\n",
-        "/etc/apache2/vhosts.d/00_default_ssl_vhost.conf": "<IfDefine SSL>\n<IfDefine SSL_DEFAULT_VHOST>\n<IfModule ssl_module>\n"
-                                                          + _vhost("localhost", indent="\t") + "</IfModule>\n</IfDefine>\n</IfDefine>\n",
+        "/etc/apache2/vhosts.d/00_default_ssl_vhost.conf": (
+            "<IfDefine SSL>\n<IfDefine SSL_DEFAULT_VHOST>\n<IfModule ssl_module>\n" + _vhost("localhost", indent="\t")
+            + "</IfModule>\n</IfDefine>\n</IfDefine>\n"),
         "/etc/apache2/vhosts.d/shop.conf": _vhost("gentoo.example"),
         "/etc/conf.d/apache2": 'APACHE2_OPTS="-D DEFAULT_VHOST -D INFO -D SSL -D SSL_DEFAULT_VHOST -D LANGUAGE"\n',
         "/usr/lib64/apache2/modules/mod_ssl.so": "",

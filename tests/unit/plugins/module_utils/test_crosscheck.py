@@ -51,4 +51,3 @@ def test_differences_name_both_directions():
         "the collection sees the virtual host at /srv/test-apache/extra.conf:3, which Apache does not load: check the defines and "
         "modules it is started with"]
     assert differences(ours, ours, "the virtual host at", "Apache") == []
-
