@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 # `apache2 -S`: "(/path/file.conf:12)" after a virtual host, or, for one made by mod_macro,
 # "(macro 'name' (defined on line 8 of "/path") used on line 13 of "/path":1)": the Use line is the site's place.
@@ -47,6 +48,24 @@ def apache_virtual_hosts(dump: str) -> set:
 def nginx_files(dump: str) -> set:
     """{real path} of every file ``nginx -T`` says it read."""
     return {os.path.realpath(match.group("path")) for match in _NGINX_FILE.finditer(dump)}
+
+
+# The nginx directives whose file `nginx -t` / `nginx -T` opens and reads while it checks the configuration.
+NGINX_READ_FILES = ("ssl_certificate", "ssl_certificate_key", "ssl_trusted_certificate", "ssl_client_certificate", "ssl_dhparam",
+                    "ssl_crl", "ssl_stapling_file", "ssl_password_file")
+
+
+def files_that_would_block(paths) -> list:
+    """The paths that exist but are not regular files (a FIFO, a device): the server's own check would wait on them."""
+    found = []
+    for path in paths:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue  # a missing file makes the server's check fail at once, which is reported as such
+        if not stat.S_ISREG(mode) and path not in found:
+            found.append(path)
+    return found
 
 
 def differences(ours: set, theirs: set, what: str, server: str) -> list:

@@ -11,6 +11,8 @@ file imports nothing from Ansible either: it receives the module object.
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
 
 from ._configtext import printable
 from ._lifecycle import EditFailed, Transaction, run_edit
@@ -90,17 +92,32 @@ def run_editing_module(module, dialect, chains: dict, test_command: list, env: d
     module.exit_json(**result)
 
 
-def cross_check(module, argv: list, env: dict | None, compare) -> dict:
+def cross_check(module, argv: list, env: dict | None, compare, blocking: list | None = None, timeout: float = 60) -> dict:
     """The server's own listing (``nginx -T``, ``apache2 -S``: ``argv``) held against the collection's reading
-    (``compare(output) -> [sentence]``, see ``_crosscheck``); each difference is warned. Off with the module's cross_check option."""
+    (``compare(output) -> [sentence]``, see ``_crosscheck``); each difference is warned. Off with the module's cross_check
+    option. Not run when ``blocking`` names files the server would wait on (a FIFO where a certificate belongs), and
+    stopped after ``timeout`` seconds: a read-only look must never hang the run."""
     if not module.params["cross_check"]:
         return {"command": None, "differences": []}
-    rc, out, err = module.run_command(argv, environ_update=env)
-    if rc != 0:
-        found = ["%s failed (exit %d), so the sites could not be checked against the server's own list: %s" % (
-            " ".join(argv), rc, (err or out).strip()[:500])]
+    if blocking:
+        found = ["the sites were not checked against the server's own list: %s would wait on %s, which %s not a regular file" % (
+            os.path.basename(argv[0]), ", ".join(blocking), "is" if len(blocking) == 1 else "are")]
     else:
-        found = compare(out)
+        try:
+            run = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
+                                 env=dict(os.environ, **(env or {})), stdin=subprocess.DEVNULL, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            found = ["%s did not finish within %d s, so the sites could not be checked against the server's own list" % (
+                " ".join(argv), timeout)]
+        except OSError as exc:
+            found = ["%s could not be run (%s), so the sites could not be checked against the server's own list" % (
+                " ".join(argv), exc.strerror or exc)]
+        else:
+            if run.returncode != 0:
+                found = ["%s failed (exit %d), so the sites could not be checked against the server's own list: %s" % (
+                    " ".join(argv), run.returncode, (run.stderr or run.stdout).strip()[:500])]
+            else:
+                found = compare(run.stdout)
     for sentence in found:
         module.warn(sentence)
     return {"command": " ".join(argv), "differences": found}

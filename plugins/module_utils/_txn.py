@@ -37,7 +37,11 @@ import time
 from ._trust import UntrustedPath, check_state_file, open_state_file, private_folder, read_state_file
 
 JOURNAL_NAME = "ocsp-stapling.journal"
-JOURNAL_VERSION = 1
+# Version 2: a header line, then one JSON record per line, appended (each step fsynced before its change is made).
+# Version 1 (one JSON document, rewritten at every step, so that a run of n files wrote O(n^2) bytes) is still read,
+# so that a journal left by an earlier release is rolled back all the same.
+JOURNAL_VERSION = 2
+_READABLE_JOURNAL_VERSIONS = (1, 2)
 # Prefix of every temporary file this module puts beside a configuration file. It starts with a dot
 # so that include globs such as ``sites-enabled/*`` never load one, and a recovery removes the ones
 # a killed run left in the folders it touched.
@@ -351,7 +355,12 @@ class JournalError(TransactionError):
 
 
 class Journal:
-    """The write-ahead record of one transaction: ``folder``/ocsp-stapling.journal, JSON, replaced atomically.
+    """The write-ahead record of one transaction: ``folder``/ocsp-stapling.journal.
+
+    A header line (version, pid, start, intent) written atomically, then one JSON record per line,
+    appended: a step (what was at a path, fsynced before the path changes), a step made, a phase.
+    A crash in the middle of an append leaves a torn last line, which the reader passes over: the
+    change it was about was not made yet, since a change waits for its record's fsync.
 
     ``intent`` is what the caller wants a later recovery to know about the run (module, state, ...).
     With ``keep_backups`` false the copies are removed with the journal (the caller asked for no
@@ -368,6 +377,7 @@ class Journal:
         self.keep_backups = keep_backups
         self.state = dict(version=JOURNAL_VERSION, pid=os.getpid(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                           intent=intent or {}, keep_backups=keep_backups, phase="applying", steps=[])
+        self._fd = None
 
     def begin(self) -> None:
         # Recorded paths are real ones, so that a recovery can hold every copy to the folder it trusts.
@@ -377,14 +387,40 @@ class Journal:
         if os.path.lexists(self.path):
             # recover() runs first under the same lock; a journal here means it was not called.
             raise JournalError("%s exists: an interrupted transaction must be recovered before a new one starts" % self.path)
-        self.save()
+        header = {key: self.state[key] for key in ("version", "pid", "started", "intent", "keep_backups", "phase")}
+        _durable_write(self.path, _journal_line(header))
+        # The folder passed the checks of _trust, and the file was just made there by this process.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
 
-    def save(self) -> None:
-        self.state["backup_root"] = self.backups.root
-        _durable_write(self.path, json.dumps(self.state, indent=1, sort_keys=True).encode("utf-8"))
+    def _append(self, record: dict, durable: bool = True) -> None:
+        data = _journal_line(record)
+        while data:
+            data = data[os.write(self._fd, data):]
+        if durable:
+            os.fsync(self._fd)
+
+    def add_step(self, step: dict) -> None:
+        """Record what is at a path before it changes, durably: only then may the change be made."""
+        self.state["steps"].append(step)
+        record = {"step": step}
+        if self.state.get("backup_root") != self.backups.root:
+            self.state["backup_root"] = record["backup_root"] = self.backups.root
+        self._append(record)
+
+    def step_done(self, step: dict) -> None:
+        """Note that a recorded step was made. Not synced: a recovery restores every step either way, the mark only
+        tells a person how far the run got, and the next synced record carries it to disk."""
+        self._append({"done": self.state["steps"].index(step)}, durable=False)
+
+    def set_phase(self, phase: str) -> None:
+        self.state["phase"] = phase
+        self._append({"phase": phase})
 
     def discard(self) -> None:
         """The commit point (or the end of a complete rollback): afterwards nothing is left to recover."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         os.unlink(self.path)
         fsync_folder(self.folder)
         if not self.keep_backups:
@@ -436,8 +472,7 @@ class FileTransaction:
         else:
             self.originals[path] = before
         self.steps.append(dict(step, data=before))
-        self._journal.state["steps"].append(step)
-        self._journal.save()
+        self._journal.add_step(step)
         checkpoint("after-backup")
         return step
 
@@ -445,7 +480,7 @@ class FileTransaction:
         """Mark a recorded step as made (a recovery restores it either way: the mark tells a person how far the run got)."""
         if step is not None:
             step["done"] = True
-            self._journal.save()
+            self._journal.step_done(step)
 
     def _done(self, step: dict | None) -> None:
         self._mark(step)
@@ -499,8 +534,7 @@ class FileTransaction:
 
     def rollback(self) -> list:
         """Put every touched path back as it was; return the paths restored (files and links, then folders)."""
-        self._journal.state["phase"] = "rolling-back"
-        self._journal.save()
+        self._journal.set_phase("rolling-back")
         failures = _restore(self.steps, lambda step: step["data"], self._writer)
         if failures:
             raise TransactionError("could not restore %s: restore them from the backups by hand; the journal %s lists them and the next "
@@ -590,21 +624,67 @@ def journal_folder(backup_dir: str | None, lock_path: str) -> tuple:
     return lock_path + ".journal", False
 
 
-def _read_journal(path: str) -> dict:
-    """The journal at ``path``, checked; JournalError with what to do when it cannot be trusted."""
+def _journal_line(record: dict) -> bytes:
+    return (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def _fold_journal(text: str) -> dict:
+    """The state a journal's text describes: version 1 as it is; version 2 folded from its lines. ValueError when it is
+    neither; a torn last line (a crash in the middle of an append) is passed over."""
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict) and whole.get("version") == 1:
+        return whole
+    lines = text.split("\n")
+    state = json.loads(lines[0])
+    if not isinstance(state, dict) or state.get("version") != 2:
+        return state
+    state["steps"] = []
+    records = lines[1:]
+    for number, line in enumerate(records):
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if number == len(records) - 1:
+                break  # torn by a crash: the change it was about was never made
+            raise
+        if not isinstance(record, dict):
+            raise ValueError("line %d is not a record" % (number + 2))
+        if "step" in record:
+            state["steps"].append(record["step"])
+        if "backup_root" in record:
+            state["backup_root"] = record["backup_root"]
+        if "phase" in record:
+            state["phase"] = record["phase"]
+        if "done" in record:
+            index = record["done"]
+            if not isinstance(index, int) or not 0 <= index < len(state["steps"]) or not isinstance(state["steps"][index], dict):
+                raise ValueError("line %d marks a step that is not there" % (number + 2))
+            state["steps"][index]["done"] = True
+    return state
+
+
+def read_journal(path: str) -> dict:
+    """The journal at ``path`` as one state (version 2 folded from its lines), checked; JournalError with what to do when
+    it cannot be trusted."""
     folder = os.path.dirname(path)
     advice = ("the files it names may be half changed: compare them with the newest copies under %s, put back what differs, "
               "then delete %s and run again" % (folder, path))
     try:
-        state = json.loads(read_state_file(path, "the journal", "delete it after checking the files it names by hand", MAX_JOURNAL_BYTES).decode("utf-8"))
+        state = _fold_journal(read_state_file(path, "the journal", "delete it after checking the files it names by hand",
+                                              MAX_JOURNAL_BYTES).decode("utf-8"))
     except UntrustedPath as exc:
         raise JournalError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise JournalError("cannot read %s, the journal of an interrupted ocsp.stapling run (%s); %s" % (
             path, getattr(exc, "strerror", None) or exc, advice)) from None
     problem = None
-    if not isinstance(state, dict) or state.get("version") != JOURNAL_VERSION or not isinstance(state.get("steps"), list):
-        problem = "not a journal of version %d" % JOURNAL_VERSION
+    if not isinstance(state, dict) or state.get("version") not in _READABLE_JOURNAL_VERSIONS or not isinstance(state.get("steps"), list):
+        problem = "not a journal of version %s" % " or ".join(str(version) for version in _READABLE_JOURNAL_VERSIONS)
     else:
         for step in state["steps"]:
             problem = _step_problem(step, folder)
@@ -633,7 +713,7 @@ def _step_problem(step, folder: str) -> str | None:
 
 
 def _load_backup(path: str, step: dict) -> bytes:
-    """The copy a journal step names: inside the journal's folder (checked by _read_journal), a regular file of root's."""
+    """The copy a journal step names: inside the journal's folder (checked by read_journal), a regular file of root's."""
     try:
         data = read_state_file(step["backup"], "the backup", "restore %s by hand, then delete %s" % (step["path"], path), MAX_COPY_BYTES)
     except UntrustedPath as exc:
@@ -683,7 +763,7 @@ def _recover(folder: str, writer, check: bool, what: str) -> dict | None:
                     pass
     if not os.path.lexists(path):
         return None
-    state = _read_journal(path)
+    state = read_journal(path)
     originals = {}
     for step in state["steps"]:
         if step["kind"] == "file":
@@ -758,8 +838,7 @@ def apply_and_test(apply, test, test_name: str, journal: Journal, writer=atomic_
         transaction.rollback()
         raise
     checkpoint("after-write")
-    journal.state["phase"] = "testing"
-    journal.save()
+    journal.set_phase("testing")
     checkpoint("before-test")
     try:
         passed, output = test()

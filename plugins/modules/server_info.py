@@ -392,7 +392,9 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._detect import (
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils._nginx import NginxConfig, NginxConfigError
 from ansible_collections.ocsp.stapling.plugins.module_utils._configtext import read_text
-from ansible_collections.ocsp.stapling.plugins.module_utils._crosscheck import apache_virtual_hosts, differences, nginx_files
+from ansible_collections.ocsp.stapling.plugins.module_utils._crosscheck import (NGINX_READ_FILES, apache_virtual_hosts, differences, files_that_would_block,
+                                                                                nginx_files)
+from ansible_collections.ocsp.stapling.plugins.module_utils._dialect import walk
 from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import cross_check, safe_results
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import read_site_certificates
 from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import apache_layout_root, apache_start
@@ -432,8 +434,10 @@ def nginx_facts(module: AnsibleModule, binary: str) -> dict:
     conf_path = module.params["nginx_conf"] or build["conf_path"]
     config = NginxConfig.load(conf_path, reader=read_text)
     sites = [site_record(site, "nginx") for site in config.tls_sites()]
+    named = [os.path.join(config.prefix, directive.args[0]) for config_file in config.files.values() for directive, dummy in walk(config_file.directives)
+             if directive.name in NGINX_READ_FILES and directive.args and "$" not in directive.args[0]]
     checked = cross_check(module, [binary, "-T", "-c", conf_path], None, lambda dump: differences(
-        set(config.files), nginx_files(dump), "the file", "nginx"))
+        set(config.files), nginx_files(dump), "the file", "nginx"), blocking=files_that_would_block(named))
     return {
         "server": "nginx",
         "version": version,

@@ -18,7 +18,6 @@ commands, lock, backups and chain files there.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ import pytest
 from bench import Bench, handshake_until
 from bench.layouts import debian_apache, debian_nginx, snapshot, write_inventory
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import JOURNAL_NAME, KILL_AT_VARIABLE, KILL_STEPS
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import JOURNAL_NAME, KILL_AT_VARIABLE, KILL_STEPS, read_journal
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "enable.yml"
@@ -160,7 +159,7 @@ def test_a_run_killed_at_each_step_is_recovered_by_the_next(host, step):
     found = "original" if now == host["original_state"] else "converged" if now == host["converged"] else "mixed"
     assert found == expected, (step, found)
     # The journal is there, and its copies are the original bytes: nothing can be lost.
-    recorded = json.loads(journal.read_text())
+    recorded = read_journal(str(journal))
     for entry in recorded["steps"]:
         if entry["kind"] == "file":
             original = host["original_state"]["conf/" + os.path.relpath(entry["path"], folder)]

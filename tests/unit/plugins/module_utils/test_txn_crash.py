@@ -28,6 +28,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._txn import (
     TransactionError,
     apply_and_test,
     atomic_write,
+    read_journal,
     recover,
     staging_writer,
 )
@@ -157,7 +158,7 @@ def test_the_journal_names_each_path_with_its_backup_before_the_path_changes(tmp
 
     def writer(path, data):
         # At the moment of the change the journal on disk already holds it, with a complete copy of the original.
-        state = json.loads((journal_dir / JOURNAL_NAME).read_text())
+        state = read_journal(str(journal_dir / JOURNAL_NAME))
         step = [step for step in state["steps"] if step["path"] == path][-1]
         if step["kind"] == "file":
             with open(step["backup"], "rb") as stream:
@@ -182,7 +183,7 @@ def test_done_marks_and_the_phase_are_on_disk(tmp_path):
     journal_dir = tmp_path / "backups"
     status = run_in_child(transaction_body(conf, chains, journal_dir), {KILL_AT_VARIABLE: "before-test"})
     assert killed(status)
-    state = json.loads((journal_dir / JOURNAL_NAME).read_text())
+    state = read_journal(str(journal_dir / JOURNAL_NAME))
     assert state["phase"] == "testing" and all(step["done"] for step in state["steps"])
     assert [step["op"] for step in state["steps"]] == ["mkdir", "mkdir", "write", "write", "write", "link", "remove", "unlink"]
     assert {step["kind"] for step in state["steps"] if step["op"] in ("remove",)} == {"file"}
@@ -225,33 +226,50 @@ def test_a_recovery_that_is_killed_too_is_finished_by_the_next_one(tmp_path):
     assert tree(conf, chains) == before
 
 
-def test_a_run_killed_while_writing_the_journal_leaves_the_previous_journal_whole(tmp_path, monkeypatch):
+def test_a_run_killed_while_appending_to_the_journal_loses_nothing(tmp_path, monkeypatch):
+    """The journal is appended to, one record a line: a crash in the middle of a record leaves a torn last line, which a
+    recovery passes over (the change it was about waited for the record, so it was never made)."""
     conf, chains = layout(tmp_path)
     journal_dir = tmp_path / "backups"
     before = tree(conf, chains)
 
     def body():
-        saves = []
-        real_replace = os.replace
+        appends = []
+        real_write = os.write
 
-        def replace(source, target, *args, **kwargs):
-            if os.path.basename(str(target)) == JOURNAL_NAME:
-                saves.append(target)
-                if len(saves) == 4:  # the temporary journal is written and synced, the rename never comes
+        def write(fd, data, *args):
+            if os.path.basename(os.readlink("/proc/self/fd/%d" % fd)) == JOURNAL_NAME:
+                appends.append(data)
+                if len(appends) == 4:  # half the record reaches the file, then the power goes
+                    real_write(fd, data[:len(data) // 2])
                     os._exit(137)
-            return real_replace(source, target, *args, **kwargs)
+            return real_write(fd, data, *args)
 
-        monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(os, "write", write)
         transaction_body(conf, chains, journal_dir)()
 
     status = run_in_child(body)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 137
-    stray = [name for name in os.listdir(journal_dir) if name.startswith("." + JOURNAL_NAME + ".")]
-    assert len(stray) == 1  # the temporary journal, never renamed
-    json.loads((journal_dir / JOURNAL_NAME).read_text())  # the journal itself is complete
+    text = (journal_dir / JOURNAL_NAME).read_text()
+    assert not text.endswith("\n")  # torn
+    state = read_journal(str(journal_dir / JOURNAL_NAME))  # still read: the torn line is passed over
+    assert state["steps"]  # what was recorded before the tear
     recover(str(journal_dir))
     assert tree(conf, chains) == before
-    assert os.listdir(journal_dir) == [name for name in os.listdir(journal_dir) if not name.startswith(".")]
+    assert not (journal_dir / JOURNAL_NAME).exists()
+
+
+def test_a_journal_of_version_1_is_still_rolled_back(tmp_path):
+    """A journal left by an earlier release (one JSON document) is read and rolled back all the same."""
+    conf, chains = layout(tmp_path)
+    journal_dir = tmp_path / "backups"
+    before = tree(conf, chains)
+    assert killed(run_in_child(transaction_body(conf, chains, journal_dir), {KILL_AT_VARIABLE: "before-test"}))
+    state = read_journal(str(journal_dir / JOURNAL_NAME))
+    state["version"] = 1
+    (journal_dir / JOURNAL_NAME).write_text(json.dumps(state, indent=1))
+    recover(str(journal_dir))
+    assert tree(conf, chains) == before
 
 
 def test_a_stray_temporary_journal_alone_is_ignored(tmp_path):
@@ -291,7 +309,7 @@ def test_a_changed_or_missing_backup_is_refused_before_anything_is_restored(tmp_
     journal_dir = tmp_path / "backups"
     assert killed(run_in_child(transaction_body(conf, chains, journal_dir), {KILL_AT_VARIABLE: "before-test"}))
     during = tree(conf, chains)
-    state = json.loads((journal_dir / JOURNAL_NAME).read_text())
+    state = read_journal(str(journal_dir / JOURNAL_NAME))
     backup = [step["backup"] for step in state["steps"] if step["kind"] == "file"][0]
     with open(backup, "ab") as stream:
         stream.write(b"tampered")
