@@ -48,6 +48,7 @@ import errno
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ._configtext import (MARKER, MAX_CONFIG_BYTES, MAX_NESTING, ConfigError, check_bom, collector_paused, depth_of, indent_at, newline_before,
                           nesting_error, read_text, sorted_glob, unreadable_hint)
@@ -129,8 +130,9 @@ class Directive(BaseDirective):
     # The `Use` of a macro that this directive's text comes from (None: it is in a file as written).
     macro: MacroUse | None = field(default=None, repr=False)
 
-    @property
+    @cached_property
     def key(self) -> str:
+        # Read hundreds of thousands of times on a large tree: lowered once.
         return self.name.lower()
 
 

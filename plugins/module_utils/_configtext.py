@@ -41,6 +41,8 @@ def printable(text: str) -> str:
     A module result must be valid UTF-8: ansible-core refuses one with a lone surrogate ("Refusing to
     deserialize an invalid UTF8 string value") and the task fails after the files were changed, with
     the module's own message lost. A Latin-1 comment in a file is enough to put one in a diff."""
+    if text.isascii():
+        return text  # the common case, checked without encoding
     try:
         text.encode("utf-8")
         return text
