@@ -122,8 +122,19 @@ def debian_nginx(bench: Bench, root: Path, workers: int = 2) -> NginxHost:
     for name in ("default", "shop"):
         (folder / "sites-enabled" / name).symlink_to("../sites-available/" + name)
     server.start()
-    nginx = ["nginx", "-p", str(folder) + "/", "-e", str(server.error_log_path), "-c", str(server.conf_path)]
-    return NginxHost(server=server, folder=folder, variables={
+    variables = nginx_variables(bench, server, root)
+    variables.update({
+        "nginx_stapling_ca_bundles": [str(bench.pki.root_cert_path), "/nonexistent/bundle.pem"],
+        "ocsp_stapling_verify_port": server.port,
+        "ocsp_stapling_verify_server_names": ["good.test", "shop.test"],
+    })
+    return NginxHost(server=server, folder=folder, variables=variables)
+
+
+def nginx_variables(bench: Bench, server: NginxServer, root: Path) -> dict:
+    """The inventory variables of a host whose nginx is the bench's ``server``, with the run's state under ``root``."""
+    nginx = ["nginx", "-p", str(server.folder) + "/", "-e", str(server.error_log_path), "-c", str(server.conf_path)]
+    return {
         "ansible_connection": "local",
         "ansible_host": "127.0.0.1",
         "ansible_python_interpreter": sys.executable,
@@ -132,16 +143,14 @@ def debian_nginx(bench: Bench, root: Path, workers: int = 2) -> NginxHost:
         "nginx_stapling_reload_command": nginx + ["-s", "reload"],
         # Bench certificates name their responder by IP address: no lookups, and none leave the machine.
         "nginx_stapling_resolver": ["127.0.0.1"],
-        "nginx_stapling_ca_bundles": [str(bench.pki.root_cert_path), "/nonexistent/bundle.pem"],
+        "nginx_stapling_ca_bundles": [str(bench.pki.root_cert_path)],
         "nginx_stapling_chain_dir": str(root / "chains"),
         "nginx_stapling_backup_dir": str(root / "backups"),
         "nginx_stapling_lock_path": str(root / "ocsp-stapling.lock"),
         "nginx_stapling_verify_retry_budget": 15,
-        "ocsp_stapling_verify_port": server.port,
-        "ocsp_stapling_verify_server_names": ["good.test", "shop.test"],
         # This machine has Apache installed too; the bench host is its nginx only.
         "enable_servers": ["nginx"],
-    })
+    }
 
 
 def snapshot(folder: Path) -> dict:
@@ -280,22 +289,30 @@ def debian_apache(bench: Bench, root: Path) -> ApacheHost:
     for name in ("default-ssl.conf", "shop.conf"):
         (folder / "sites-enabled" / name).symlink_to("../sites-available/" + name)
     server.start()
-    apache2 = ["apache2", "-d", str(folder), "-f", str(server.conf_path)]
-    return ApacheHost(server=server, folder=folder, variables={
+    variables = apache_variables(bench, server, root)
+    variables.update({
+        "ocsp_stapling_verify_port": server.port,
+        "ocsp_stapling_verify_server_names": ["good.test", "shop.test"],
+    })
+    return ApacheHost(server=server, folder=folder, variables=variables)
+
+
+def apache_variables(bench: Bench, server: ApacheServer, root: Path) -> dict:
+    """The inventory variables of a host whose Apache is the bench's ``server``, with the run's state under ``root``."""
+    apache2 = ["apache2", "-d", str(server.folder), "-f", str(server.conf_path)]
+    return {
         "ansible_connection": "local",
         "ansible_host": "127.0.0.1",
         "ansible_python_interpreter": sys.executable,
         "apache_stapling_conf": str(server.conf_path),
         "apache_stapling_test_command": apache2 + ["-t"],
         "apache_stapling_reload_command": apache2 + ["-k", "graceful"],
-        "apache_stapling_cache_spec": "shmcb:%s/run/ocsp-stapling(128000)" % folder,
+        "apache_stapling_cache_spec": "shmcb:%s/run/ocsp-stapling(128000)" % server.folder,
         "apache_stapling_ca_bundles": [str(bench.pki.root_cert_path)],
         "apache_stapling_chain_dir": str(root / "chains"),
         "apache_stapling_backup_dir": str(root / "backups"),
         "apache_stapling_lock_path": str(root / "ocsp-stapling.lock"),
         "apache_stapling_verify_retry_budget": 15,
-        "ocsp_stapling_verify_port": server.port,
-        "ocsp_stapling_verify_server_names": ["good.test", "shop.test"],
         # This machine has nginx installed too; the bench host is its Apache only.
         "enable_servers": ["apache"],
-    })
+    }

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from bench import Bench
-from bench.layouts import snapshot, write_inventory
+from bench.layouts import apache_variables, nginx_variables, snapshot, write_inventory
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -163,21 +163,7 @@ def host(tmp_path_factory):
                                                              combined=combined, trusted=trusted))
         server.start()
         nginx = ["nginx", "-p", str(folder) + "/", "-e", str(server.error_log_path), "-c", str(server.conf_path)]
-        inventory = write_inventory(root / "inventory.yml", {"web1": {
-            "ansible_connection": "local",
-            "ansible_host": "127.0.0.1",
-            "ansible_python_interpreter": sys.executable,
-            "nginx_stapling_conf": str(server.conf_path),
-            "nginx_stapling_test_command": nginx + ["-t"],
-            "nginx_stapling_reload_command": nginx + ["-s", "reload"],
-            "nginx_stapling_resolver": ["127.0.0.1"],
-            "nginx_stapling_ca_bundles": [str(bench.pki.root_cert_path)],
-            "nginx_stapling_chain_dir": str(root / "chains"),
-            "nginx_stapling_backup_dir": str(root / "backups"),
-            "nginx_stapling_lock_path": str(root / "ocsp-stapling.lock"),
-            "nginx_stapling_verify_retry_budget": 15,
-            "enable_servers": ["nginx"],
-        }})
+        inventory = write_inventory(root / "inventory.yml", {"web1": nginx_variables(bench, server, root)})
         yield {"bench": bench, "server": server, "folder": folder, "inventory": inventory, "root": root, "clients": clients,
                "nginx": nginx, "original": snapshot(folder)}
 
@@ -327,21 +313,7 @@ def apache_host(tmp_path_factory):
         (folder / "sites-enabled" / "sites.conf").write_text(sites)
         server.start()
         apache2 = ["apache2", "-d", str(folder), "-f", str(server.conf_path)]
-        inventory = write_inventory(root / "inventory.yml", {"web1": {
-            "ansible_connection": "local",
-            "ansible_host": "127.0.0.1",
-            "ansible_python_interpreter": sys.executable,
-            "apache_stapling_conf": str(server.conf_path),
-            "apache_stapling_test_command": apache2 + ["-t"],
-            "apache_stapling_reload_command": apache2 + ["-k", "graceful"],
-            "apache_stapling_cache_spec": "shmcb:%s/run/ocsp-stapling(128000)" % folder,
-            "apache_stapling_ca_bundles": [str(bench.pki.root_cert_path)],
-            "apache_stapling_chain_dir": str(root / "chains"),
-            "apache_stapling_backup_dir": str(root / "backups"),
-            "apache_stapling_lock_path": str(root / "ocsp-stapling.lock"),
-            "apache_stapling_verify_retry_budget": 15,
-            "enable_servers": ["apache"],
-        }})
+        inventory = write_inventory(root / "inventory.yml", {"web1": apache_variables(bench, server, root)})
         yield {"bench": bench, "server": server, "folder": folder, "inventory": inventory, "clients": clients, "apache2": apache2}
 
 
