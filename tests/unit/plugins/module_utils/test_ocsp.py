@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from bench import staples
 from bench.pki import Pki
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._ocsp import evaluate_staple, format_duration, has_must_staple, ocsp_urls
+from ansible_collections.ocsp.stapling.plugins.module_utils._ocsp import DEFAULT_MAX_AGE, evaluate_staple, format_duration, has_must_staple, ocsp_urls
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 HOUR = dt.timedelta(hours=1)
@@ -227,3 +228,79 @@ def test_format_duration(seconds, text):
 
 def test_as_dict_leaves_out_internal_fields(pki):
     assert "retryable" not in judge(pki, None).as_dict()
+
+
+# --- issue 13: as strict as RFC 6960 / RFC 5019 and a careful client --------------------------------
+
+
+def test_next_update_before_this_update_fails_whatever_the_status(pki):
+    result = judge(pki, staple(pki, this_update=NOW - dt.timedelta(minutes=10), next_update=-HOUR))
+    assert not result.ok and not result.fresh and result.cert_status is None
+    assert "validity interval is inverted" in result.reason and "never valid" in result.reason
+
+
+def test_a_delegated_responder_expired_inside_the_clock_skew_still_fails(pki):
+    # Expired 2 minutes before NOW: the 5-minute allowance is for thisUpdate/nextUpdate, not for the signer's certificate.
+    signer = staples.delegated_responder(pki, not_before=NOW - dt.timedelta(days=3), not_after=NOW - dt.timedelta(minutes=2))
+    result = judge(pki, staple(pki, signer=signer))
+    assert not result.ok and result.signer_kind == "unauthorised"
+    assert "is not valid now: it expired 2m00s ago" in result.reason
+
+
+def test_a_delegated_responder_not_yet_valid_fails(pki):
+    signer = staples.delegated_responder(pki, not_before=NOW + dt.timedelta(minutes=2), not_after=NOW + dt.timedelta(days=3))
+    result = judge(pki, staple(pki, signer=signer))
+    assert not result.ok and "becomes valid in 2m00s" in result.reason
+
+
+@pytest.mark.parametrize("age, max_age, ok", [
+    (dt.timedelta(hours=23), dt.timedelta(days=1), True),
+    (dt.timedelta(days=2), dt.timedelta(days=1), False),
+    # Within max_age + clock_skew (5 minutes) still passes: the skew applies to this implied nextUpdate too.
+    (dt.timedelta(days=1, minutes=4), dt.timedelta(days=1), True),
+    (dt.timedelta(hours=2), dt.timedelta(hours=1), False),
+])
+def test_a_response_without_next_update_is_fresh_for_max_age_only(pki, age, max_age, ok):
+    data = staple(pki, this_update=NOW - age, next_update=None)
+    result = evaluate_staple(data, pki.leaf("good.test").cert, pki.intermediate_cert, now=NOW, max_age=max_age)
+    assert result.ok is ok, result.reason
+    if not ok:
+        assert result.retryable and "it has no nextUpdate and its thisUpdate" in result.reason
+    else:
+        assert "no nextUpdate, accepted until" in result.reason
+
+
+def test_the_default_max_age_is_one_day():
+    assert DEFAULT_MAX_AGE == dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize("first, second", [
+    (ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED),
+    (ocsp.OCSPCertStatus.REVOKED, ocsp.OCSPCertStatus.GOOD),
+    (ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.UNKNOWN),
+])
+def test_answers_that_contradict_each_other_fail_in_either_order(pki, first, second):
+    result = judge(pki, staples.two_answers(pki, pki.leaf("good.test").cert, first, second))
+    assert not result.ok and result.names_certificate and result.signature_valid
+    assert "2 answers about the served certificate that contradict each other (%s and %s)" % (
+        first.name.lower(), second.name.lower()) in result.reason
+
+
+def test_answers_that_agree_pass(pki):
+    result = judge(pki, staples.two_answers(pki, pki.leaf("good.test").cert, ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.GOOD))
+    assert result.ok, result.reason
+
+
+def test_an_unknown_cert_id_hash_is_a_verdict_not_an_exception(pki):
+    result = judge(pki, staples.unknown_cert_id_hash(pki, pki.leaf("good.test").cert))
+    assert not result.ok and result.stapled and not result.retryable
+    assert "CertID hash algorithm that cannot be computed here" in result.reason
+
+
+def test_an_unknown_signature_algorithm_is_a_verdict_not_an_exception(pki):
+    data = staple(pki)
+    # ecdsa-with-SHA256 (1.2.840.10045.4.3.2) -> an unassigned arc of the same length: the algorithm is unknown.
+    known = bytes.fromhex("06082a8648ce3d040302")
+    assert data.count(known) == 1
+    result = judge(pki, data.replace(known, bytes.fromhex("06082a8648ce3d04037f")))
+    assert not result.ok and result.stapled and "an algorithm that cannot be checked here" in result.reason

@@ -20,12 +20,15 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
     ask_responder,
     check_targets,
     failure_message,
+    fingerprint,
     format_table,
+    name_matches,
     parse_targets,
     results_for,
     site_targets,
     summarise,
     targets_for,
+    wrong_certificate,
 )
 
 
@@ -210,3 +213,113 @@ def test_results_for_matches_host_port_and_name():
     results = [result("a.test", True), dict(result("a.test", False), port=8443), result("b.test", False)]
     assert results_for(results, [{"host": "127.0.0.1", "port": 8443, "server_name": "a.test"}]) == [results[1]]
     assert results_for(results, ["127.0.0.1:443"]) == []
+
+
+# --- issue 13, item 6: the right certificate ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("www.example.com", "www.example.com"),
+    ("www.example.com.", "www.example.com"),
+    ("192.0.2.1", "192.0.2.1"),
+    ("[2001:db8::1]", "2001:db8::1"),
+    ("bücher.example", "bücher.example"),
+])
+def test_sni_names_are_host_names(name, expected):
+    [target] = parse_targets([{"host": "192.0.2.1", "server_name": name}])
+    assert target.server_name == expected
+
+
+@pytest.mark.parametrize("name, fix", [
+    ("www.example.com:443", "www.example.com"),
+    ("https://www.example.com", "www.example.com"),
+    ("https://www.example.com:8443/shop", "www.example.com"),
+])
+def test_a_server_name_with_a_scheme_or_port_is_refused_with_the_name_to_write(name, fix):
+    with pytest.raises(VerifyError, match=re.escape("targets[0] server_name %r is not a host name" % name)) as caught:
+        parse_targets([{"host": "192.0.2.1", "server_name": name}])
+    assert "write %r and give the port in port" % fix in str(caught.value)
+
+
+def test_a_host_with_a_scheme_is_refused_as_the_server_name_it_becomes():
+    with pytest.raises(VerifyError, match=re.escape("targets[0] host (the server name when none is given) 'https://www.example.com'")):
+        parse_targets([{"host": "https://www.example.com"}])
+
+
+@pytest.mark.parametrize("name", ["*.example.com", "www example.com", "a..b"])
+def test_names_that_cannot_be_sent_as_sni_are_refused(name):
+    with pytest.raises(VerifyError, match="is not a host name"):
+        parse_targets([{"host": "192.0.2.1", "server_name": name}])
+
+
+@pytest.mark.parametrize("pattern, name, matches", [
+    ("www.example.com", "WWW.Example.com", True),
+    ("*.example.com", "www.example.com", True),
+    ("*.example.com", "example.com", False),
+    ("*.example.com", "a.b.example.com", False),
+    ("*.com", "example.com", False),
+    ("w*.example.com", "www.example.com", False),
+    ("www.*.com", "www.example.com", False),
+    ("xn--bcher-kva.example", "bücher.example", True),
+    ("*.xn--bcher-kva.example", "shop.bücher.example", True),
+])
+def test_name_matching_follows_rfc_6125(pattern, name, matches):
+    assert name_matches(pattern, name) is matches
+
+
+def test_expected_certificates_take_fingerprints_and_pem(pki):
+    cert = pki.leaf("site.test").cert
+    digits = cert.fingerprint(hashes.SHA256()).hex().upper()
+    colons = ":".join(digits[index:index + 2] for index in range(0, 64, 2))
+    pem = cert.public_bytes(Encoding.PEM).decode()
+    [target] = parse_targets([{"host": "192.0.2.1", "expected_certificates": [colons, digits.lower(), pem]}])
+    assert target.expected_certificates == (digits,)
+    with pytest.raises(VerifyError, match=re.escape("targets[0] expected_certificates[0] 'abc' is neither a SHA-256 fingerprint")):
+        parse_targets([{"host": "192.0.2.1", "expected_certificates": ["abc"]}])
+
+
+def test_wrong_certificate_by_fingerprint_then_by_name(pki):
+    cert = pki.leaf("site.test").cert
+    other = pki.leaf("nourl.test").cert
+    assert wrong_certificate(Target("192.0.2.1", 443, "site.test", (fingerprint(cert),)), cert) == ""
+    why = wrong_certificate(Target("192.0.2.1", 443, "site.test", (fingerprint(other),)), cert)
+    assert why.startswith("the server answered with another site's certificate ('site.test', SHA-256 ")
+    assert wrong_certificate(Target("192.0.2.1", 443, "site.test"), cert) == ""
+    assert wrong_certificate(Target("192.0.2.1", 443, "nourl.test"), cert).endswith("does not cover the SNI name 'nourl.test')")
+    # An IP target without a name has nothing to match.
+    assert wrong_certificate(Target("192.0.2.1", 443, "192.0.2.1"), cert) is None
+
+
+def test_site_targets_strip_scheme_and_port_and_carry_the_configured_certificates(pki):
+    leaf = pki.leaf("site.test")
+    apache = {"server_names": ["https://site.test:443", "www.site.test:443"], "ssl_certificate": [str(leaf.cert_path)],
+              "sockets": [{"port": 443, "tls": True, "quic": False}]}
+    unreadable = {"server_names": ["shop.test:8443"], "ssl_certificate": ["/c/shop.pem"], "sockets": [{"port": 8443, "tls": True, "quic": False}]}
+    blocks = {str(leaf.cert_path): {"source": str(leaf.cert_path), "blocks": [[1, leaf.cert.public_bytes(Encoding.PEM).decode()],
+                                                                               [2, pki.intermediate_cert.public_bytes(Encoding.PEM).decode()]]},
+              "/c/shop.pem": {"source": "/c/shop.pem", "error": "a private key must never ..."}}
+    assert site_targets([apache, unreadable], "192.0.2.1", None, blocks) == [
+        {"host": "192.0.2.1", "port": 443, "server_name": "site.test", "expected_certificates": [fingerprint(leaf.cert)]},
+        {"host": "192.0.2.1", "port": 8443, "server_name": "shop.test"},
+    ]
+    # The targets go through parse_targets unchanged: what the filter makes, the module takes.
+    assert parse_targets(site_targets([apache], "192.0.2.1", None, blocks))[0].expected_certificates == (fingerprint(leaf.cert),)
+
+
+def test_one_targets_unforeseen_error_leaves_the_others_their_verdicts(monkeypatch):
+    from ansible_collections.ocsp.stapling.plugins.module_utils import _verify
+
+    real = _verify.check_target
+
+    def flaky(target, policy, context=None):
+        if target.server_name == "broken.test":
+            raise KeyError("boom")
+        return real(target, policy, context)
+    monkeypatch.setattr(_verify, "check_target", flaky)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    broken, refused = check_targets([Target("127.0.0.1", port, "broken.test"), Target("127.0.0.1", port, "other.test")], Policy(retry_budget=0))
+    assert not broken["ok"] and broken["reason"] == "verify could not judge this target: KeyError; please report it"
+    assert refused["reason"].startswith("cannot connect")
+    assert summarise([broken, refused])["failed"] == 2
