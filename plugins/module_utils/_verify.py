@@ -417,7 +417,8 @@ def check_target(target: Target, policy: Policy, context=None) -> dict:
         if shake.chain and not _readable(shake.chain[0]):
             shake.chain, shake.error = [], "the served certificate does not parse as X.509 (malformed names or extensions)"
         if refused:
-            evaluation = StapleEvaluation(stapled=True, reason="the server staples something that is not an OCSP response (the TLS library refused it: %s)" % refusal)
+            evaluation = StapleEvaluation(
+                stapled=True, reason="the server staples something that is not an OCSP response (the TLS library refused it: %s)" % refusal)
             if shake.chain:
                 evaluation.must_staple = has_must_staple(shake.chain[0])
                 matches = _judge_certificate(target, shake.chain[0], evaluation)

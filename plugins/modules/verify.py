@@ -16,13 +16,13 @@ description:
   - A target passes when a response is stapled, its response status is C(successful), it names
     the served certificate (serial and issuer name and key hashes), it is signed by the issuer or
     by a responder the issuer authorised (OCSP Signing extended key usage) whose certificate is valid now
-    (strictly: O(clock_skew) does not apply to it), the certificate status is C(good), and it is fresh
+    (strictly, O(clock_skew) does not apply to it), the certificate status is C(good), and it is fresh
     (thisUpdate <= now <= nextUpdate, within O(clock_skew); without nextUpdate, thisUpdate at most O(max_age) old).
   - A target fails, with a reason saying so, when the response's nextUpdate is before its thisUpdate
     (an interval in which no time lies), when it holds several answers about the served certificate that
     contradict each other (for example V(good) and V(revoked)), when its CertID uses a hash algorithm that cannot
     be computed here, and when the server staples bytes that are not an OCSP response (also when the TLS library
-    refuses them during the handshake: the handshake is then made again without the status request, to see the
+    refuses them during the handshake; the handshake is then made again without the status request, to see the
     certificate). An error in one target's check never touches the results of the others.
   - The served certificate must be the right one. When a target carries O(targets[].expected_certificates) (the roles
     fill it from the certificate files the site is configured with), the served leaf must be one of them; without it, the
@@ -75,7 +75,7 @@ options:
           - The SNI name to send, that is, which site on the server to check. Defaults to O(targets[].host).
           - Without the right name a server answers with its default site, which may be a different certificate.
           - A host name only. A name with a scheme, port or path (C(https://www.example.com), C(www.example.com:443)) is
-            refused, with the name to write instead: the port goes in O(targets[].port). A trailing dot is dropped.
+            refused, with the name to write instead; the port goes in O(targets[].port). A trailing dot is dropped.
         type: str
       expected_certificates:
         description:
@@ -241,14 +241,15 @@ targets:
       sample: true
     reason:
       description:
-        - One line a person can act on. Among the failures, each its own class, C(the server answered with another site's
-          certificate (...)), C(the staple's validity interval is inverted: nextUpdate ... is before thisUpdate ...),
+        - One line a person can act on.
+        - "Among the failures, each its own class: C(the server answered with another site's certificate (...)),
+          C(the staple's validity interval is inverted: nextUpdate ... is before thisUpdate ...),
           C(the staple's delegated responder certificate ... is not valid now: it expired ... ago),
           C(the staple is stale: it has no nextUpdate and its thisUpdate ... is ... old, more than the ... such a response is
           accepted), C(the staple holds 2 answers about the served certificate that contradict each other (good and revoked)),
           C(the staple names the served serial ... with a CertID hash algorithm that cannot be computed here),
           C(the server staples something that is not an OCSP response (the TLS library refused it: ...)) and
-          C(the stapled bytes are not an OCSP response (N bytes; ...)).
+          C(the stapled bytes are not an OCSP response (N bytes; ...))."
       type: str
       sample: good, fresh staple signed by delegated responder 'Example OCSP'; next update in 6d23h
     certificate_matches:

@@ -295,8 +295,8 @@ def test_site_targets_strip_scheme_and_port_and_carry_the_configured_certificate
     apache = {"server_names": ["https://site.test:443", "www.site.test:443"], "ssl_certificate": [str(leaf.cert_path)],
               "sockets": [{"port": 443, "tls": True, "quic": False}]}
     unreadable = {"server_names": ["shop.test:8443"], "ssl_certificate": ["/c/shop.pem"], "sockets": [{"port": 8443, "tls": True, "quic": False}]}
-    blocks = {str(leaf.cert_path): {"source": str(leaf.cert_path), "blocks": [[1, leaf.cert.public_bytes(Encoding.PEM).decode()],
-                                                                               [2, pki.intermediate_cert.public_bytes(Encoding.PEM).decode()]]},
+    pems = [leaf.cert.public_bytes(Encoding.PEM).decode(), pki.intermediate_cert.public_bytes(Encoding.PEM).decode()]
+    blocks = {str(leaf.cert_path): {"source": str(leaf.cert_path), "blocks": [[1, pems[0]], [2, pems[1]]]},
               "/c/shop.pem": {"source": "/c/shop.pem", "error": "a private key must never ..."}}
     assert site_targets([apache, unreadable], "192.0.2.1", None, blocks) == [
         {"host": "192.0.2.1", "port": 443, "server_name": "site.test", "expected_certificates": [fingerprint(leaf.cert)]},
