@@ -38,7 +38,8 @@ PYTEST_ARGS ?=
 SANITY_ARGS ?=
 LINT_ARGS ?=
 
-APT_PACKAGES := nginx apache2 openssl shellcheck rsync python3-venv strace
+# chromium: the audit test renders the HTML report in it (headless).
+APT_PACKAGES := nginx apache2 openssl shellcheck rsync python3-venv strace chromium
 
 # For every command below: the venv's tools come first; ansible finds this collection; modules run
 # on localhost with the venv's Python (interpreter discovery picks a broken pyenv shim here).
