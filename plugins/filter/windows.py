@@ -56,25 +56,56 @@ def _iis(data):
     raise AnsibleFilterError("ocsp.stapling.windows_plan: iis_bindings must be a list of bindings, JSON text or null")
 
 
-def windows_plan(gate, bindings, iis_bindings=None):
+def _labels(drop_flags):
+    """The drop list as plain strings (Ansible hands lists over as its own sequence types)."""
+    if drop_flags is None or isinstance(drop_flags, str):
+        return drop_flags
+    try:
+        return [str(label) for label in drop_flags]
+    except TypeError:
+        return drop_flags
+
+
+def windows_plan(gate, bindings, iis_bindings=None, drop_flags=None):
     if not isinstance(bindings, list):
         raise AnsibleFilterError("ocsp.stapling.windows_plan: bindings must be the list that windows_sslcert returns")
     try:
-        return _windows.plan(dict(gate) if isinstance(gate, Mapping) else gate, bindings, _iis(iis_bindings))
+        return _windows.plan(dict(gate) if isinstance(gate, Mapping) else gate, bindings, _iis(iis_bindings), _labels(drop_flags))
     except _windows.WindowsParseError as exc:
         raise AnsibleFilterError("ocsp.stapling.windows_plan: %s" % exc) from None
 
 
-def windows_netsh_update(binding):
+def windows_netsh_update(binding, drop_flags=None):
     if not isinstance(binding, Mapping):
         raise AnsibleFilterError("ocsp.stapling.windows_netsh_update: expected one binding from windows_sslcert or windows_plan")
     try:
-        return _windows.netsh_update_command(dict(binding))
+        return _windows.netsh_update_command(dict(binding), _labels(drop_flags))
     except _windows.WindowsParseError as exc:
         raise AnsibleFilterError("ocsp.stapling.windows_netsh_update: %s" % exc) from None
+
+
+def windows_readback(plan, bindings, drop_flags=None, final=False):
+    if not isinstance(plan, Mapping):
+        raise AnsibleFilterError("ocsp.stapling.windows_readback: expected the result of windows_plan")
+    if not isinstance(bindings, list):
+        raise AnsibleFilterError("ocsp.stapling.windows_readback: bindings must be the list that windows_sslcert returns")
+    try:
+        return _windows.readback(dict(plan), bindings, _labels(drop_flags), bool(final))
+    except _windows.WindowsParseError as exc:
+        raise AnsibleFilterError("ocsp.stapling.windows_readback: %s" % exc) from None
+
+
+def windows_verify_failures(results, plan=None, restart_pending=False):
+    if not isinstance(results, list):
+        raise AnsibleFilterError("ocsp.stapling.windows_verify_failures: expected the targets that ocsp.stapling.verify returned")
+    try:
+        return _windows.verify_failures(results, dict(plan) if isinstance(plan, Mapping) else {}, bool(restart_pending))
+    except (_windows.WindowsParseError, KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("ocsp.stapling.windows_verify_failures: %s" % exc) from None
 
 
 class FilterModule:
     def filters(self):
         return {"windows_sslcert": windows_sslcert, "windows_gate": windows_gate, "windows_plan": windows_plan,
-                "windows_netsh_update": windows_netsh_update}
+                "windows_netsh_update": windows_netsh_update, "windows_readback": windows_readback,
+                "windows_verify_failures": windows_verify_failures}

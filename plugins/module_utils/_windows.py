@@ -1,26 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the ocsp.stapling collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Windows Server: read the HTTP.sys TLS bindings, gate on the version, and plan the stapling changes.
+"""Windows Server: read the HTTP.sys TLS bindings, gate on the version, plan the stapling changes and check them.
 
-Runs on the controller on what the Windows host printed (``netsh http show sslcert``, the
-``Get-WebBinding`` JSON, the gathered facts), so that all of it can be tested without Windows.
-Standard library only, Python 3.8 compatible; nothing here knows about Ansible.
+Runs on the controller on what the Windows host printed (``netsh http show sslcert``, the IIS
+https bindings, the gathered facts), so that all of it can be tested without Windows. Standard
+library only, Python 3.8 compatible; nothing here knows about Ansible.
 
-What Microsoft documents and what is inferred:
-
-- Confirmed: the HTTP.sys flag ``HTTP_SERVICE_CONFIG_SSL_FLAG_DISABLE_OCSP_STAPLING`` is 0x80 (128)
-  (Win32 metadata for http.h); the ``netsh http add sslcert`` parameter names, ``hostnameport``,
-  ``ccs``, ``reject`` and ``disableocspstapling`` included (Microsoft's netsh http reference, see
-  :data:`NETSH_PARAMETERS`); stapling is off by default for SNI and Centralized Certificate Store
-  bindings and is turned on with the DWORD ``EnableOcspStaplingForSni`` = 1 under
-  ``HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL`` (Microsoft's TLS/SSL
-  (Schannel SSP) overview, OCSP stapling section, as quoted in the field).
-- Not confirmed from Microsoft documentation: the English labels of ``netsh http show sslcert``
-  (no sample output is documented; above all the newer ones such as ``Disable OCSP Stapling``), that
-  ``update sslcert`` takes the same parameters as ``add sslcert``, and the IIS ``sslFlags`` bit 8
-  (DisableOCSPStp). The parser therefore matches labels case-insensitively with collapsed spaces and
-  keeps unknown labels in ``properties``.
+Nothing here can be run against a real Windows host in this project, so every decision fails
+closed: a binding is only ever written when each of its lines is understood, and after every write
+the binding is read back (:func:`readback`). What each fact rests on (Microsoft's documentation,
+Microsoft's generated API bindings, ansible.windows, published captures) is listed in
+``roles/windows/README.md``, "Tested how".
 """
 
 from __future__ import annotations
@@ -29,10 +20,11 @@ import re
 
 SCHANNEL_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL"
 SNI_REGISTRY_VALUE = "EnableOcspStaplingForSni"
-# HTTP_SERVICE_CONFIG_SSL_FLAG_DISABLE_OCSP_STAPLING in http.h (confirmed: 128).
+# HTTP_SERVICE_CONFIG_SSL_FLAG_DISABLE_OCSP_STAPLING in http.h: 0x80 (Win32 metadata).
 HTTP_FLAG_DISABLE_OCSP_STAPLING = 0x80
-# IIS sslFlags bits (applicationHost.config <binding sslFlags>): Sni=1, CentralCertStore=2,
-# DisableHTTP2=4, DisableOCSPStp=8 (IIS 10 on Server 2019+; the names come from IIS's schema).
+# IIS sslFlags bits of a <binding>: Sni=1, CentralCertStore=2, then the per-binding switches of IIS 10
+# version 1809 and later, DisableHTTP2=4 and DisableOCSPStp=8 (the names as IIS's schema and the DSC
+# resources spell them; the value 8 itself is not in Microsoft's prose documentation).
 IIS_SSL_FLAG_SNI = 1
 IIS_SSL_FLAG_CCS = 2
 IIS_SSL_FLAG_DISABLE_OCSP_STAPLING = 8
@@ -54,50 +46,50 @@ _HEADERS = {
     "central certificate store": "ccs",
 }
 
-# Every English label of `netsh http show sslcert` known here (lower case, single spaces), with the
-# `netsh http update sslcert` parameter it maps to, and whether that parameter exists since Windows
-# Server 2008 (True) or only on newer builds (False). None: shown, but no parameter takes it.
-# Parameter names: confirmed from Microsoft's netsh http reference - the Windows Server 2008 page
-# (technet Cc725882) for the first group, the current "netsh http" page (Windows Server networking
-# docs; add sslcert syntax, read through a mirror) for all of them, hostnameport, ccs, reject and the
-# disable*/enable* flags included. The update sslcert syntax is taken to be that of add sslcert.
-# Labels: NOT confirmed from Microsoft's documentation, which shows no sample output; spellings as
-# netsh prints them on the builds seen, matched case-insensitively with collapsed spaces.
+# How a line's value reads: a free value, Enabled / Disabled, or Set / Not Set (the newer flags).
+VALUE, ENABLED, FLAG = "value", "enabled", "flag"
+
+# Every English label of `netsh http show sslcert` known here (lower case, single spaces), as
+# (the `netsh http update sslcert` parameter that sets it or None, True when that parameter exists
+# since Windows Server 2008, how the value reads). Labels and their order: as in the published
+# captures listed in roles/windows/README.md; parameter names: Microsoft's netsh http reference
+# (add sslcert; update sslcert is taken to take the same ones). A label that is not here is not
+# understood, and a binding that shows one with a value other than Not Set is never written.
 NETSH_PARAMETERS = {
-    "certificate hash": ("certhash", True),
-    "application id": ("appid", True),
-    "certificate store name": ("certstorename", True),
-    "verify client certificate revocation": ("verifyclientcertrevocation", True),
-    "verify revocation using cached client certificate only": ("verifyrevocationwithcachedclientcertonly", True),
-    "usage check": ("usagecheck", True),
-    "revocation freshness time": ("revocationfreshnesstime", True),
-    "url retrieval timeout": ("urlretrievaltimeout", True),
-    "ctl identifier": ("sslctlidentifier", True),
-    "ctl store name": ("sslctlstorename", True),
-    "ds mapper usage": ("dsmapperusage", True),
-    "negotiate client certificate": ("clientcertnegotiation", True),
-    # Newer builds (2016 / 2019 / 2022 / 2025); a build knows only some of them, so they are passed
-    # only when set (see netsh_update_command).
-    "reject connections": ("reject", False),
-    "disable http2": ("disablehttp2", False),
-    "disable quic": ("disablequic", False),
-    "disable tls1.2": ("disabletls12", False),
-    "disable tls 1.2": ("disabletls12", False),
-    "disable tls1.3": ("disabletls13", False),
-    "disable tls 1.3": ("disabletls13", False),
-    "disable ocsp stapling": ("disableocspstapling", False),
-    "enable token binding": ("enabletokenbinding", False),
-    "log extended events": ("logextendedevents", False),
-    "disable legacy tls versions": ("disablelegacytls", False),
-    "enable session ticket": ("enablesessionticket", False),
-    "disable session id": ("disablesessionid", False),
-    # Shown, but no parameter of update sslcert takes them.
-    "extended properties": (None, False),
-    "propertyid": (None, False),
-    "receive window": (None, False),
-    "max settings per frame": (None, False),
-    "max settings per minute": (None, False),
+    "certificate hash": ("certhash", True, VALUE),
+    "application id": ("appid", True, VALUE),
+    "certificate store name": ("certstorename", True, VALUE),
+    "verify client certificate revocation": ("verifyclientcertrevocation", True, ENABLED),
+    "verify revocation using cached client certificate only": ("verifyrevocationwithcachedclientcertonly", True, ENABLED),
+    "usage check": ("usagecheck", True, ENABLED),
+    "revocation freshness time": ("revocationfreshnesstime", True, VALUE),
+    "url retrieval timeout": ("urlretrievaltimeout", True, VALUE),
+    "ctl identifier": ("sslctlidentifier", True, VALUE),
+    "ctl store name": ("sslctlstorename", True, VALUE),
+    "ds mapper usage": ("dsmapperusage", True, ENABLED),
+    "negotiate client certificate": ("clientcertnegotiation", True, ENABLED),
+    # Newer builds (2016 and later); a build knows only some of them, so they are passed only when
+    # they are not at their default (see netsh_update_command).
+    "reject connections": ("reject", False, ENABLED),
+    "disable http2": ("disablehttp2", False, FLAG),
+    "disable quic": ("disablequic", False, FLAG),
+    "disable tls1.2": ("disabletls12", False, FLAG),
+    "disable tls1.3": ("disabletls13", False, FLAG),
+    "disable ocsp stapling": ("disableocspstapling", False, FLAG),
+    "enable token binding": ("enabletokenbinding", False, FLAG),
+    "log extended events": ("logextendedevents", False, FLAG),
+    "disable legacy tls versions": ("disablelegacytls", False, FLAG),
+    "enable session ticket": ("enablesessionticket", False, FLAG),
+    "disable session id": ("disablesessionid", False, FLAG),
+    # Shown by the newest builds, but Microsoft's netsh reference names no parameter for it: an update
+    # would clear it, so a binding where it is Set is not written.
+    "enable caching client hello": (None, False, FLAG),
 }
+
+# The lines after an "Extended Properties:" line (HTTP/2 window and settings limits and their
+# successors) belong to the binding's extended parameters, which netsh shows but cannot set; they
+# are never passed, and the read-back proves an update left them as they were.
+EXTENDED_HEADER = "extended properties"
 
 # The parameters that name the binding; netsh_update_command puts the endpoint first itself.
 _ENDPOINT_PARAMETER = {"ip": "ipport", "hostname": "hostnameport", "ccs": "ccs"}
@@ -105,9 +97,9 @@ _ENDPOINT_PARAMETER = {"ip": "ipport", "hostname": "hostnameport", "ccs": "ccs"}
 _LINE = re.compile(r"^\s*(?P<label>[^:\r\n][^\r\n]*?)\s*:\s*(?P<value>.*?)\s*$")
 _HEADER = re.compile(r"^\s*(?P<label>IP:port|Hostname:port|Central Certificate Store)\s*:\s*(?P<value>\S.*?)\s*$", re.IGNORECASE)
 _BANNER = re.compile(r"^\s*(SSL Certificate bindings:?|-{3,})\s*$", re.IGNORECASE)
-_ON = ("set", "enabled", "enable", "yes", "true")
-_OFF = ("not set", "disabled", "disable", "no", "false")
 _NULL = ("", "(null)")
+# Facts that Ansible leaves empty come through templates as None or as its text.
+_MISSING = ("", "none", "null")
 
 
 class WindowsParseError(Exception):
@@ -115,16 +107,16 @@ class WindowsParseError(Exception):
 
 
 def _key(label: str) -> str:
-    return " ".join(label.lower().split())
+    return " ".join(str(label).lower().split())
 
 
-def _flag(value):
-    lowered = _key(value)
-    if lowered in _ON:
-        return True
-    if lowered in _OFF:
-        return False
-    return None
+def _fact(facts: dict, *names) -> str:
+    """A fact as text, '' when it is absent, null, or null rendered as text ('None')."""
+    for name in names:
+        value = facts.get(name)
+        if value is not None and str(value).strip().lower() not in _MISSING:
+            return str(value).strip()
+    return ""
 
 
 def _split_endpoint(kind: str, endpoint: str) -> tuple:
@@ -162,7 +154,7 @@ def _finish(block: dict) -> dict:
     stapling = by_key.get("disable ocsp stapling")
     disable = None
     if stapling is not None:
-        disable = _flag(stapling)
+        disable = {"set": True, "not set": False}.get(_key(stapling))
         if disable is None:
             raise WindowsParseError("netsh http show sslcert: %s shows 'Disable OCSP Stapling : %s', neither Set nor Not Set; %s" % (
                 block["endpoint"], stapling, ENGLISH_UI))
@@ -181,10 +173,11 @@ def parse_sslcert(text: str) -> list:
     Each binding is ``{"kind": "ip" | "hostname" | "ccs", "endpoint": str (as shown), "port": int,
     "host": str | None, "certificate_hash": str | None (lower-case hex), "application_id": str | None,
     "certificate_store": str | None, "disable_ocsp_stapling": bool | None (None when netsh shows no
-    such line: before Server 2019), "properties": {label: value}}``; ``properties`` holds every
-    ``Label : value`` line of the block, labels as printed. A repeated label (the ``Extended
-    Properties`` groups) keeps its first value. No bindings give an empty list; anything not
-    understood raises :class:`WindowsParseError` (never a guess).
+    such line: before Server 2019), "properties": {label: value}, "extended_properties": [{label:
+    value}]}``. ``properties`` holds every ``Label : value`` line of the block before its first
+    ``Extended Properties:`` line, labels as printed (a repeated label keeps its first value);
+    ``extended_properties`` one mapping per ``Extended Properties:`` group. No bindings give an empty
+    list; anything not understood raises :class:`WindowsParseError` (never a guess).
     """
     if not isinstance(text, str):
         raise WindowsParseError("netsh http show sslcert: expected its output as text, got %s" % type(text).__name__)
@@ -202,14 +195,20 @@ def parse_sslcert(text: str) -> list:
             kind = _HEADERS[_key(header.group("label"))]
             endpoint = header.group("value")
             port, host = _split_endpoint(kind, endpoint)
-            current = {"kind": kind, "endpoint": endpoint, "port": port, "host": host, "properties": {}}
+            current = {"kind": kind, "endpoint": endpoint, "port": port, "host": host, "properties": {},
+                       "extended_properties": []}
             continue
         if _BANNER.match(line):
             banner = True
             continue
         pair = _LINE.match(line)
         if current is not None and pair:
-            current["properties"].setdefault(pair.group("label"), pair.group("value"))
+            if _key(pair.group("label")) == EXTENDED_HEADER:
+                current["extended_properties"].append({})
+            elif current["extended_properties"]:
+                current["extended_properties"][-1].setdefault(pair.group("label"), pair.group("value"))
+            else:
+                current["properties"].setdefault(pair.group("label"), pair.group("value"))
         elif _key(line).rstrip(".") in NO_BINDINGS_MESSAGES and current is None and not bindings:
             return []
         else:
@@ -227,6 +226,8 @@ def parse_sslcert(text: str) -> list:
     return bindings
 
 
+# --- the version gate ---------------------------------------------------------------------------------
+
 # NT version -> Windows Server name; build numbers for NT 10.0.
 _SERVER_NAMES = {(6, 0): "Windows Server 2008", (6, 1): "Windows Server 2008 R2", (6, 2): "Windows Server 2012",
                  (6, 3): "Windows Server 2012 R2", (5, 2): "Windows Server 2003", (5, 0): "Windows 2000"}
@@ -234,6 +235,10 @@ _SERVER_BUILDS = ((26100, "Windows Server 2025"), (20348, "Windows Server 2022")
                   (14393, "Windows Server 2016"))
 SNI_MINIMUM = (6, 2)
 PER_BINDING_FLAG_BUILD = 17763
+# ansible.windows (3.x) supports NT 10.0 only: its setup module warns that anything older than Windows
+# Server 2016 "is no longer supported or tested by Ansible", and Ansible's Windows guide asks for
+# Windows Server 2016 or later.
+ANSIBLE_MANAGED_BUILD = 14393
 
 
 def _server_name(major: int, minor: int, build: int) -> str:
@@ -251,47 +256,103 @@ def version_gate(facts: dict) -> dict:
 
     Reads ``ansible_distribution_version`` (``10.0.17763.0``), ``ansible_os_product_type``
     (``server`` / ``domain_controller`` / ``workstation``; when absent, ``ansible_distribution`` is
-    searched for "Server") and ``ansible_distribution`` for messages. Returns ``{"supported": bool,
-    "version": "10.0.17763", "name": "Windows Server 2019", "sni_capable": bool (NT 6.2+),
-    "per_binding_flag": bool (build 17763+), "reason": str}``. Raises :class:`WindowsParseError` on
+    searched for "Server") and ``ansible_distribution`` for messages; a fact that is null (as
+    ``ansible_distribution`` is on a connection without administrator rights) or null rendered as
+    text counts as absent and never shows in a message. Returns ``{"supported": bool (= stapling
+    available), "stapling_available": bool (Windows Server 2008, NT 6.0, and later), "ansible_managed":
+    bool (Windows Server 2016, build 14393, and later: what ansible.windows supports), "version":
+    "10.0.17763", "name": "Windows Server 2019", "sni_capable": bool (NT 6.2+), "per_binding_flag":
+    bool (build 17763+), "reason": str, "warnings": [str]}``. Raises :class:`WindowsParseError` on
     facts without a readable version.
     """
     if not isinstance(facts, dict):
         raise WindowsParseError("windows gate: expected the host's facts as a mapping, got %s" % type(facts).__name__)
-    raw = facts.get("ansible_distribution_version", facts.get("distribution_version"))
-    match = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?", str(raw or ""))
+    raw = _fact(facts, "ansible_distribution_version", "distribution_version")
+    match = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?", raw)
     if not match:
         raise WindowsParseError(
-            "windows gate: ansible_distribution_version is %r, not an NT version such as 10.0.17763.0; gather the "
-            "facts of the Windows host (ansible.builtin.setup) and pass them as they are" % (raw,))
+            "windows gate: ansible_distribution_version is %s, not an NT version such as 10.0.17763.0; gather the "
+            "facts of the Windows host (ansible.builtin.setup) and pass them as they are" % (repr(raw) if raw else "missing",))
     major, minor, build = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
     version = "%d.%d.%d" % (major, minor, build)
-    distribution = str(facts.get("ansible_distribution", facts.get("distribution")) or "")
-    product_type = str(facts.get("ansible_os_product_type", facts.get("os_product_type")) or "").lower()
-    is_server = product_type in ("server", "domain_controller") if product_type else "server" in distribution.lower()
+    distribution = _fact(facts, "ansible_distribution", "distribution")
+    product_type = _fact(facts, "ansible_os_product_type", "os_product_type").lower()
+    if product_type:
+        is_server = product_type in ("server", "domain_controller")
+    else:
+        # Without the product type, only a distribution that says Server counts as one; none at all refuses.
+        is_server = "server" in distribution.lower()
     name = _server_name(major, minor, build) if is_server else (distribution or "Windows NT %s" % version)
+    nt10_build = build if (major, minor) == (10, 0) else (10 ** 6 if (major, minor) > (10, 0) else 0)
     result = {
         "supported": False,
+        "stapling_available": False,
+        "ansible_managed": nt10_build >= ANSIBLE_MANAGED_BUILD,
         "version": version,
         "name": name,
         "sni_capable": (major, minor) >= SNI_MINIMUM,
-        "per_binding_flag": (major, minor) > (10, 0) or ((major, minor) == (10, 0) and build >= PER_BINDING_FLAG_BUILD),
+        "per_binding_flag": nt10_build >= PER_BINDING_FLAG_BUILD,
         "reason": "",
+        "warnings": [],
     }
     if not is_server:
-        result["reason"] = ("%s (NT %s, product type %s) is not Windows Server: this collection targets Windows Server "
-                            "(IIS / HTTP.sys on Windows Server 2008 or later)" % (name, version, product_type or "unknown"))
-    elif (major, minor) < (6, 0):
+        what = "product type %s" % product_type if product_type else "no product type or distribution name in the facts"
+        result["reason"] = ("%s (NT %s, %s) is not Windows Server: this collection targets Windows Server "
+                            "(IIS / HTTP.sys on Windows Server 2008 or later)" % (name, version, what))
+        return result
+    if (major, minor) < (6, 0):
         result["reason"] = ("%s (NT %s) has no OCSP stapling: upgrade to Windows Server 2008 or later (NT 6.0)" % (name, version))
-    else:
-        result["supported"] = True
-        parts = ["%s (NT %s) staples OCSP for IP:port bindings by default" % (name, version)]
-        parts.append("SNI and Centralized Certificate Store bindings need %s = 1" % SNI_REGISTRY_VALUE if result["sni_capable"]
-                     else "it has no SNI or Centralized Certificate Store bindings (Server 2012+)")
-        if result["per_binding_flag"]:
-            parts.append("a per-binding 'disable OCSP stapling' flag can be set (Server 2019+)")
-        result["reason"] = "; ".join(parts)
+        return result
+    result["supported"] = result["stapling_available"] = True
+    parts = ["%s (NT %s) staples OCSP for IP:port bindings by default" % (name, version)]
+    parts.append("SNI and Centralized Certificate Store bindings need %s = 1" % SNI_REGISTRY_VALUE if result["sni_capable"]
+                 else "it has no SNI or Centralized Certificate Store bindings (Server 2012+)")
+    if result["per_binding_flag"]:
+        parts.append("a per-binding 'disable OCSP stapling' flag can be set (Server 2019+)")
+    result["reason"] = "; ".join(parts)
+    if not result["ansible_managed"]:
+        result["warnings"].append(
+            "%s (NT %s) can staple OCSP, but ansible.windows supports Windows Server 2016 and later only: its modules are "
+            "not tested there and may fail; upgrade the host, or turn stapling on by hand as roles/windows/README.md "
+            "describes" % (name, version))
     return result
+
+
+# --- IIS bindings ---------------------------------------------------------------------------------------
+
+
+def xpath_literal(value: str) -> str:
+    """An XPath 1.0 string literal for ``value``: XPath has no escape, so quote with the quote it lacks, or concat()."""
+    value = str(value)
+    if "'" not in value:
+        return "'%s'" % value
+    if '"' not in value:
+        return '"%s"' % value
+    parts = value.split("'")
+    pieces = []
+    for index, part in enumerate(parts):
+        if part:
+            pieces.append("'%s'" % part)
+        if index < len(parts) - 1:
+            pieces.append('"\'"')
+    return "concat(%s)" % ", ".join(pieces)
+
+
+def iis_binding_filter(site: str, binding_information: str) -> str:
+    """The IIS configuration filter of one https binding of one site, quote-safe for any site name."""
+    return ("/system.applicationHost/sites/site[@name=%s]/bindings/binding[@protocol='https' and @bindingInformation=%s]"
+            % (xpath_literal(site), xpath_literal(binding_information)))
+
+
+def _site_from_xpath(xpath: str):
+    """The site name in a Get-WebBinding ItemXPath: @name='...' (a quote doubled inside) or @name="..."."""
+    found = re.search(r"@name='((?:[^']|'')*)'", xpath)
+    if found:
+        return found.group(1).replace("''", "'")
+    found = re.search(r'@name="((?:[^"]|"")*)"', xpath)
+    if found:
+        return found.group(1).replace('""', '"')
+    return None
 
 
 def _iis_binding(item, number: int) -> dict:
@@ -300,8 +361,12 @@ def _iis_binding(item, number: int) -> dict:
         raise WindowsParseError("IIS binding %d: expected a mapping, got %s" % (number, type(item).__name__))
     site = item.get("site")
     if site is None and isinstance(item.get("ItemXPath"), str):
-        found = re.search(r"@name='((?:[^']|'')*)'", item["ItemXPath"])
-        site = found.group(1).replace("''", "'") if found else item["ItemXPath"]
+        site = _site_from_xpath(item["ItemXPath"])
+        if site is None:
+            raise WindowsParseError("IIS binding %d: no site name in ItemXPath %r; pass {site, binding_information, ssl_flags} "
+                                    "as the role lists them" % (number, item["ItemXPath"]))
+    if not isinstance(site, str) or not site:
+        raise WindowsParseError("IIS binding %d: the site name is %r; pass the name as IIS shows it" % (number, site))
     information = item.get("binding_information", item.get("bindingInformation"))
     flags = item.get("ssl_flags", item.get("sslFlags", 0))
     if not isinstance(information, str) or information.count(":") < 2:
@@ -311,7 +376,7 @@ def _iis_binding(item, number: int) -> dict:
         flags = int(flags)
     if isinstance(flags, bool) or not isinstance(flags, int) or flags < 0:
         raise WindowsParseError("IIS binding %d (site %s): ssl_flags %r is not a whole number; pass sslFlags as the number "
-                                "Get-WebBinding returns" % (number, site, flags))
+                                "IIS returns" % (number, site, flags))
     address, port, host = information.rsplit(":", 2)
     if not port.isdigit():
         raise WindowsParseError("IIS binding %d (site %s): the port of %r is not a number" % (number, site, information))
@@ -338,29 +403,84 @@ def _owned_by(binding: dict, iis: list):
     return None
 
 
-def plan(gate: dict, bindings: list, iis_bindings=None) -> dict:
+# --- what a write may do to a binding ----------------------------------------------------------------
+
+
+def _drop_keys(drop_flags) -> set:
+    if drop_flags in (None, ""):
+        return set()
+    if isinstance(drop_flags, str) or not isinstance(drop_flags, (list, tuple, set)):
+        raise WindowsParseError("windows_stapling_drop_flags must be a list of netsh labels such as ['Enable Caching Client "
+                                "Hello'], got %r" % (drop_flags,))
+    return {_key(label) for label in drop_flags}
+
+
+def not_understood(binding: dict, drop_flags=None) -> list:
+    """Why ``netsh http update sslcert`` could change this binding beyond the stapling flag: one line per label.
+
+    ``update sslcert`` replaces the binding with the parameters given. A line is understood when it
+    has a parameter and a value of its kind (Enabled / Disabled, Set / Not Set), or when it shows the
+    default that leaving a parameter out keeps (``Not Set``). Anything else - a label this
+    collection does not know, a label without a parameter that is Set, a value of the wrong kind -
+    would be dropped or mangled by the update, so the binding is not written; labels listed in
+    ``drop_flags`` are let go on purpose. Extended properties are not flags and are checked by
+    :func:`readback` instead.
+    """
+    drop = _drop_keys(drop_flags)
+    problems = []
+    for label, value in binding.get("properties", {}).items():
+        key = _key(label)
+        if key in drop or key == "disable ocsp stapling":
+            continue
+        entry = NETSH_PARAMETERS.get(key)
+        if entry is None:
+            if _key(value) == "not set":
+                continue
+            problems.append("'%s : %s' is a line this collection does not know" % (label, value))
+            continue
+        parameter, _since, kind = entry
+        lowered = _key(value)
+        if kind == FLAG and lowered not in ("set", "not set"):
+            problems.append("'%s : %s' is neither Set nor Not Set" % (label, value))
+        elif kind == ENABLED and lowered not in ("enabled", "disabled"):
+            problems.append("'%s : %s' is neither Enabled nor Disabled" % (label, value))
+        elif parameter is None and lowered == "set":
+            problems.append("'%s : Set' has no parameter in netsh http update sslcert, which would clear it" % label)
+    return problems
+
+
+def _refusal(binding: dict, problems: list) -> str:
+    return ("%s was not written: %s. netsh http update sslcert replaces the whole binding, so it would change what the "
+            "administrator chose. Clear 'Disable OCSP Stapling' on this binding by hand (IIS Manager, or netsh with every "
+            "value it shows), or list the labels in windows_stapling_drop_flags to let them go back to their default on "
+            "purpose" % (binding["endpoint"], "; ".join(problems)))
+
+
+def plan(gate: dict, bindings: list, iis_bindings=None, drop_flags=None) -> dict:
     """What to change on one Windows host so that every TLS binding staples.
 
     ``gate`` is :func:`version_gate`'s result, ``bindings`` :func:`parse_sslcert`'s, ``iis_bindings``
     the IIS https bindings as ``[{"site": str, "binding_information": "*:443:www.example.com",
-    "ssl_flags": int}]`` (the raw ``Get-WebBinding -Protocol https | Select-Object ItemXPath,
-    bindingInformation, sslFlags`` objects are accepted too) or None without IIS.
+    "ssl_flags": int}]`` (Get-WebBinding objects with ``ItemXPath`` are accepted too) or None
+    without IIS, ``drop_flags`` the netsh labels an update may let go back to their default.
 
-    Returns ``{"sni_registry": bool, "netsh_updates": [binding], "netsh_commands": [argv of
-    netsh_update_command, one per netsh update], "iis_updates": [{"site",
-    "binding_information", "ssl_flags", "new_ssl_flags"}], "certificates": [hash], "targets":
-    [{"host": None, "port": int, "server_name": str | None}], "warnings": [str]}``.
+    Returns ``{"sni_registry": bool, "netsh_updates": [binding], "netsh_commands": [argv],
+    "iis_updates": [{"site", "binding_information", "ssl_flags", "new_ssl_flags", "filter"}],
+    "readback": [{"kind", "endpoint", "route": "iis" | "netsh", "before": binding}], "refused":
+    [{"endpoint", "reason"}], "certificates": [hash], "targets": [{"host": None, "port", "server_name"}],
+    "sni_targets": [{"port", "server_name"}], "warnings": [str]}``.
     """
     if not isinstance(gate, dict) or "supported" not in gate:
         raise WindowsParseError("windows plan: the gate must be the result of the windows_gate filter")
     if not isinstance(bindings, list):
         raise WindowsParseError("windows plan: the bindings must be the list the windows_sslcert filter returns")
     iis = [_iis_binding(item, number) for number, item in enumerate(iis_bindings or [], 1)]
-    warnings = []
-    result = {"sni_registry": False, "netsh_updates": [], "netsh_commands": [], "iis_updates": [], "certificates": [],
-              "targets": [], "warnings": warnings}
+    _drop_keys(drop_flags)
+    warnings = list(gate.get("warnings") or [])
+    result = {"sni_registry": False, "netsh_updates": [], "netsh_commands": [], "iis_updates": [], "readback": [],
+              "refused": [], "certificates": [], "targets": [], "sni_targets": [], "warnings": warnings}
     if not gate["supported"]:
-        warnings.append("nothing planned: %s" % gate.get("reason", "the host is not supported"))
+        warnings.append("nothing planned: %s" % (gate.get("reason") or "the host is not supported"))
         return result
 
     sni = [binding for binding in bindings if binding["kind"] in ("hostname", "ccs")]
@@ -374,26 +494,33 @@ def plan(gate: dict, bindings: list, iis_bindings=None) -> dict:
         if item["ssl_flags"] & IIS_SSL_FLAG_DISABLE_OCSP_STAPLING:
             result["iis_updates"].append({
                 "site": item["site"], "binding_information": item["binding_information"], "ssl_flags": item["ssl_flags"],
-                "new_ssl_flags": item["ssl_flags"] & ~IIS_SSL_FLAG_DISABLE_OCSP_STAPLING})
+                "new_ssl_flags": item["ssl_flags"] & ~IIS_SSL_FLAG_DISABLE_OCSP_STAPLING,
+                "filter": iis_binding_filter(item["site"], item["binding_information"])})
 
     for binding in bindings:
         if not binding.get("disable_ocsp_stapling"):
-            continue
-        owner = _owned_by(binding, iis)
-        if owner is not None:
-            if not owner["ssl_flags"] & IIS_SSL_FLAG_DISABLE_OCSP_STAPLING:
-                warnings.append("%s has 'Disable OCSP Stapling' set in HTTP.sys but its IIS binding %s of site %s does not: "
-                                "IIS owns it, so re-apply the site's bindings in IIS rather than with netsh" % (
-                                    binding["endpoint"], owner["binding_information"], owner["site"]))
             continue
         if not gate.get("per_binding_flag"):
             warnings.append("%s shows 'Disable OCSP Stapling' set, which %s should not have: left as it is" % (
                 binding["endpoint"], gate.get("name")))
             continue
-        if _lost_properties(binding):
-            warnings.append("netsh http update sslcert on %s cannot keep %s: check them after the update" % (
-                binding["endpoint"], ", ".join(_lost_properties(binding))))
+        owner = _owned_by(binding, iis)
+        check = {"kind": binding["kind"], "endpoint": binding["endpoint"], "route": "netsh", "before": binding}
+        if owner is not None and owner["ssl_flags"] & IIS_SSL_FLAG_DISABLE_OCSP_STAPLING:
+            # IIS owns it and carries the flag: change IIS, then the read-back shows whether HTTP.sys followed.
+            check["route"] = "iis"
+            result["readback"].append(check)
+            continue
+        # Not IIS's, or IIS's configuration already has the flag clear: only HTTP.sys can change it.
+        problems = not_understood(binding, drop_flags)
+        if problems:
+            result["refused"].append({"endpoint": binding["endpoint"], "reason": _refusal(binding, problems)})
+            continue
+        if owner is not None:
+            warnings.append("%s has 'Disable OCSP Stapling' set in HTTP.sys while its IIS binding %s of site %s does not: "
+                            "cleared through HTTP.sys" % (binding["endpoint"], owner["binding_information"], owner["site"]))
         result["netsh_updates"].append(binding)
+        result["readback"].append(check)
 
     result["certificates"] = sorted({binding["certificate_hash"] for binding in bindings if binding.get("certificate_hash")})
 
@@ -411,59 +538,59 @@ def plan(gate: dict, bindings: list, iis_bindings=None) -> dict:
             if (binding["port"], name) not in seen:
                 seen.add((binding["port"], name))
                 result["targets"].append({"host": None, "port": binding["port"], "server_name": name})
-    result["netsh_commands"] = [netsh_update_command(binding) for binding in result["netsh_updates"]]
+                if binding["kind"] != "ip" and name:
+                    result["sni_targets"].append({"port": binding["port"], "server_name": name.lower()})
+    result["netsh_commands"] = [netsh_update_command(binding, drop_flags) for binding in result["netsh_updates"]]
     return result
 
 
-def _lost_properties(binding: dict) -> list:
-    """The labels of a binding that netsh http update sslcert takes no parameter for, with a value worth keeping."""
-    lost = []
-    for label, value in binding["properties"].items():
-        key = _key(label)
-        if key in ("extended properties", "propertyid") or value in _NULL:
-            continue
-        if key not in NETSH_PARAMETERS or NETSH_PARAMETERS[key][0] is None:
-            lost.append(label)
-    return lost
-
-
-def _netsh_value(parameter: str, value: str):
+def _netsh_value(kind: str, value: str):
     """The netsh argument value of a shown property, or None to leave the parameter out (netsh's default)."""
     if value in _NULL:
         return None
-    flag = _flag(value)
-    if flag is None:
-        return value
-    if _key(value) in ("set", "not set"):
-        # A flag line: Not Set is the default, which leaving the parameter out keeps.
-        return "enable" if flag else None
-    return "enable" if flag else "disable"
+    lowered = _key(value)
+    if kind == FLAG:
+        # Not Set is the default, which leaving the parameter out keeps.
+        return "enable" if lowered == "set" else None
+    if kind == ENABLED:
+        return "enable" if lowered == "enabled" else "disable"
+    return value
 
 
-def netsh_update_command(binding: dict) -> list:
+def netsh_update_command(binding: dict, drop_flags=None) -> list:
     """The argv of ``netsh http update sslcert`` that clears the binding's "disable OCSP stapling" flag.
 
     update sslcert replaces the binding with the parameters given, so every property that
     :func:`parse_sslcert` captured and that has a parameter (see :data:`NETSH_PARAMETERS`) is passed
-    again; flags shown as ``Not Set`` and ``(null)`` values are left out (netsh's default), as are
-    the parameters newer than Windows Server 2008 whose value is the default ``disable``;
-    ``disableocspstapling=disable`` comes last. Properties without a parameter (Extended Properties)
-    cannot be passed.
+    again: values as shown, Enabled / Disabled as enable / disable, flags shown as Set as enable;
+    flags shown as ``Not Set`` and ``(null)`` values are left out (netsh's default), as are the
+    parameters newer than Windows Server 2008 whose value is their default ``disable``;
+    ``disableocspstapling=disable`` comes last. Raises :class:`WindowsParseError` for a binding
+    :func:`not_understood` refuses: the command is never built for one.
     """
     kind = binding.get("kind")
     if kind not in _ENDPOINT_PARAMETER or not binding.get("endpoint"):
         raise WindowsParseError("netsh update: expected a binding from the windows_sslcert filter, got %r" % (binding,))
-    argv = ["netsh", "http", "update", "sslcert", "%s=%s" % (_ENDPOINT_PARAMETER[kind], binding["endpoint"])]
+    problems = not_understood(binding, drop_flags)
+    if problems:
+        raise WindowsParseError("netsh update: " + _refusal(binding, problems))
+    return _update_argv(binding, _drop_keys(drop_flags))
+
+
+def _update_argv(binding: dict, drop: set) -> list:
+    """The update's argv for a binding, without judging it (netsh_update_command judges first)."""
+    argv = ["netsh", "http", "update", "sslcert", "%s=%s" % (_ENDPOINT_PARAMETER[binding["kind"]], binding["endpoint"])]
     done = set()
     for label, value in binding.get("properties", {}).items():
-        entry = NETSH_PARAMETERS.get(_key(label))
-        if entry is None or entry[0] is None or entry[0] == "disableocspstapling" or entry[0] in done:
+        key = _key(label)
+        entry = NETSH_PARAMETERS.get(key)
+        if entry is None or entry[0] is None or entry[0] == "disableocspstapling" or entry[0] in done or key in drop:
             continue
-        parameter, since_2008 = entry
+        parameter, since_2008, value_kind = entry
         if parameter == "certhash" and binding.get("certificate_hash"):
             argument = binding["certificate_hash"]
         else:
-            argument = _netsh_value(parameter, value)
+            argument = _netsh_value(value_kind, value)
         # A newer parameter is passed only when it must be (its value is not the default, disable): one
         # that this build's netsh does not know would make it refuse the whole update.
         if argument is None or (not since_2008 and argument == "disable"):
@@ -472,3 +599,130 @@ def netsh_update_command(binding: dict) -> list:
         argv.append("%s=%s" % (parameter, argument))
     argv.append("disableocspstapling=disable")
     return argv
+
+
+# --- read back ------------------------------------------------------------------------------------------
+
+
+def _comparable(binding: dict, drop: set) -> dict:
+    """The values a write must keep: every line but the stapling flag and the labels let go on purpose."""
+    values = {}
+    for label, value in binding.get("properties", {}).items():
+        key = _key(label)
+        if key in drop or key == "disable ocsp stapling":
+            continue
+        if key == "certificate hash":
+            value = value.replace(" ", "")
+        values[key] = (label, _key(value))
+    return values
+
+
+def _differences(before: dict, after: dict, drop: set) -> list:
+    old, new = _comparable(before, drop), _comparable(after, drop)
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if key in old and key in new and old[key][1] == new[key][1]:
+            continue
+        # A line that appears or disappears at its default is the same setting (a Not Set flag is shown or not).
+        was = before["properties"].get(old[key][0]) if key in old else None
+        now = after["properties"].get(new[key][0]) if key in new else None
+        if _key(was or "not set") == "not set" and _key(now or "not set") == "not set":
+            continue
+        label = (old.get(key) or new.get(key))[0]
+        changes.append("%s was %s, is now %s" % (label, was if was is not None else "not shown", now if now is not None else "not shown"))
+    ext_before = [{_key(k): _key(v) for k, v in group.items()} for group in before.get("extended_properties", [])]
+    ext_after = [{_key(k): _key(v) for k, v in group.items()} for group in after.get("extended_properties", [])]
+    if ext_before != ext_after:
+        changes.append("its Extended Properties changed from %s to %s (netsh has no parameter for them: set them again with "
+                       "the tool that set them)" % (before.get("extended_properties"), after.get("extended_properties")))
+    return changes
+
+
+def readback(planned: dict, after: list, drop_flags=None, final: bool = False) -> dict:
+    """Whether each binding the run changed now staples, read from ``netsh http show sslcert`` again.
+
+    ``planned`` is :func:`plan`'s result, ``after`` :func:`parse_sslcert` of the output read after
+    the changes. For each binding of ``planned["readback"]``: gone -> failed; "Disable OCSP
+    Stapling" no longer Set and every other line (extended properties included) as before -> confirmed;
+    still Set after an IIS change that did not reach HTTP.sys -> cleared through HTTP.sys
+    (``http_sys_fixes`` and their ``netsh_commands``) when every line is understood, else failed with
+    what to do; still Set after netsh, or in the ``final`` read-back -> failed. Returns ``{"ok": bool,
+    "confirmed": [endpoint], "http_sys_fixes": [binding], "netsh_commands": [argv], "failed":
+    [{"endpoint", "reason"}]}``.
+    """
+    if not isinstance(planned, dict) or "readback" not in planned:
+        raise WindowsParseError("windows read-back: the plan must be the result of the windows_plan filter")
+    if not isinstance(after, list):
+        raise WindowsParseError("windows read-back: the bindings must be the list the windows_sslcert filter returns")
+    drop = _drop_keys(drop_flags)
+    now = {(binding["kind"], _key(binding["endpoint"])): binding for binding in after}
+    result = {"ok": True, "confirmed": [], "http_sys_fixes": [], "netsh_commands": [], "failed": []}
+    for check in planned["readback"]:
+        endpoint, before = check["endpoint"], check["before"]
+        current = now.get((check["kind"], _key(endpoint)))
+        if current is None:
+            result["failed"].append({"endpoint": endpoint, "reason": (
+                "%s is gone from netsh http show sslcert after the change; re-create it (IIS Manager for an IIS site, or netsh "
+                "http add sslcert with the values it had: %s)" % (endpoint, " ".join(_update_argv(before, drop)[4:-1])))})
+            continue
+        if current.get("disable_ocsp_stapling"):
+            if check["route"] == "iis" and not final:
+                problems = not_understood(current, drop_flags)
+                if problems:
+                    result["failed"].append({"endpoint": endpoint, "reason": (
+                        "IIS's sslFlags were cleared but HTTP.sys still shows 'Disable OCSP Stapling : Set' for %s, and it "
+                        "cannot be cleared through HTTP.sys safely: %s" % (endpoint, _refusal(current, problems)))})
+                else:
+                    result["http_sys_fixes"].append(current)
+                    result["netsh_commands"].append(netsh_update_command(current, drop_flags))
+                continue
+            result["failed"].append({"endpoint": endpoint, "reason": (
+                "%s still shows 'Disable OCSP Stapling : Set' after %s; clear it by hand (IIS Manager: the binding's "
+                "'Disable OCSP Stapling' box; else netsh http update sslcert with every value it shows and "
+                "disableocspstapling=disable) and run again" % (
+                    endpoint, "IIS and netsh" if check["route"] == "iis" else "netsh http update sslcert"))})
+            continue
+        changes = _differences(before, current, drop)
+        if changes:
+            result["failed"].append({"endpoint": endpoint, "reason": (
+                "%s staples now, but the change altered it: %s; put those values back (IIS Manager or netsh http update "
+                "sslcert)" % (endpoint, "; ".join(changes)))})
+            continue
+        result["confirmed"].append(endpoint)
+    result["ok"] = not result["failed"] and not result["http_sys_fixes"]
+    return result
+
+
+# --- verify's verdicts ----------------------------------------------------------------------------------
+
+
+RESTART_HINT = (
+    "EnableOcspStaplingForSni was set in this run and the HTTP service was not restarted; Microsoft does not say whether "
+    "HTTP.sys reads it without a restart, so a restart may be needed: run again with windows_stapling_restart_http: true, "
+    "or restart the HTTP service (and the services that depend on it) or the host in a maintenance window")
+
+
+def verify_failures(results: list, planned: dict, restart_pending: bool = False) -> list:
+    """The reasons of the verified bindings that fail the host, with the pending restart named where it may be why.
+
+    A binding whose served certificate has no OCSP URL cannot staple (the preflight reported it as not
+    applicable) and does not fail the host; every other failed result does. When the SNI registry
+    value was set and the HTTP service not restarted, the reason of each failed SNI / CCS binding says
+    that a restart may be needed.
+    """
+    if not isinstance(results, list):
+        raise WindowsParseError("windows verify failures: expected the targets that ocsp.stapling.verify returned")
+    sni = {(int(target["port"]), _key(target["server_name"])) for target in (planned or {}).get("sni_targets", [])}
+    reasons = []
+    for result in results:
+        if not isinstance(result, dict) or result.get("ok"):
+            continue
+        certificate = result.get("certificate")
+        if isinstance(certificate, dict) and not certificate.get("ocsp_urls"):
+            continue
+        reason = str(result.get("reason") or "no reason given")
+        where = "%s:%s" % (result.get("server_name") or result.get("host"), result.get("port"))
+        if restart_pending and (int(result.get("port") or 0), _key(result.get("server_name") or "")) in sni:
+            reason += "; " + RESTART_HINT
+        reasons.append("%s: %s" % (where, reason))
+    return reasons

@@ -16,22 +16,48 @@ FACTS_2019 = {"ansible_distribution": "Microsoft Windows Server 2019 Datacenter"
               "ansible_os_product_type": "server"}
 
 
+def read(name: str) -> str:
+    return "".join(line for line in (FIXTURES / name).read_text(encoding="utf-8").splitlines(keepends=True)
+                   if not line.startswith("# "))
+
+
 def test_the_filters_are_exposed():
-    assert set(FILTERS) == {"windows_sslcert", "windows_gate", "windows_plan", "windows_netsh_update"}
+    assert set(FILTERS) == {"windows_sslcert", "windows_gate", "windows_plan", "windows_netsh_update", "windows_readback",
+                            "windows_verify_failures"}
 
 
 def test_command_result_and_get_webbinding_json_are_accepted():
-    text = (FIXTURES / "server2019.txt").read_text(encoding="utf-8")
-    bindings = FILTERS["windows_sslcert"]({"stdout": text, "rc": 0})
+    bindings = FILTERS["windows_sslcert"]({"stdout": read("server2019.txt"), "rc": 0})
     gate = FILTERS["windows_gate"](FACTS_2019)
     # ConvertTo-Json turns a single binding into an object, not a list.
     iis = json.dumps({"ItemXPath": "/system.applicationHost/sites/site[@name='Shop' and @id='2']",
                       "bindingInformation": "*:443:www.example.com", "sslFlags": 9})
     result = FILTERS["windows_plan"](gate, bindings, iis)
-    assert result["iis_updates"] == [{"site": "Shop", "binding_information": "*:443:www.example.com", "ssl_flags": 9, "new_ssl_flags": 1}]
+    assert [(u["site"], u["new_ssl_flags"]) for u in result["iis_updates"]] == [("Shop", 1)]
     assert [b["endpoint"] for b in result["netsh_updates"]] == ["api.example.com:8443"]
     assert result["netsh_commands"] == [FILTERS["windows_netsh_update"](result["netsh_updates"][0])]
     assert FILTERS["windows_plan"](gate, bindings, "")["iis_updates"] == []
+
+
+def test_the_role_listing_shape_and_drop_flags_as_any_sequence():
+    bindings = FILTERS["windows_sslcert"](read("newer_session_id.txt"))
+    gate = FILTERS["windows_gate"](dict(FACTS_2019, ansible_distribution_version="10.0.26100.0"))
+    listing = [{"site": "Bob's shop", "binding_information": "*:8443:other.example.com", "ssl_flags": 9}]
+    assert len(FILTERS["windows_plan"](gate, bindings, listing)["refused"]) == 1
+    result = FILTERS["windows_plan"](gate, bindings, listing, drop_flags=("Enable Caching Client Hello",))
+    assert result["refused"] == [] and len(result["netsh_commands"]) == 2
+    assert result["iis_updates"][0]["filter"].startswith("/system.applicationHost/sites/site[@name=\"Bob's shop\"]")
+
+
+def test_readback_and_verify_failures():
+    bindings = FILTERS["windows_sslcert"](read("server2019.txt"))
+    planned = FILTERS["windows_plan"](FILTERS["windows_gate"](FACTS_2019), bindings)
+    result = FILTERS["windows_readback"](planned, bindings, final=True)
+    assert result["ok"] is False and len(result["failed"]) == 2
+    failures = FILTERS["windows_verify_failures"](
+        [{"host": "h", "port": 443, "server_name": "www.example.com", "ok": False, "reason": "no staple", "certificate": None}],
+        planned, True)
+    assert "restart may be needed" in failures[0]
 
 
 @pytest.mark.parametrize("call", [
@@ -40,7 +66,13 @@ def test_command_result_and_get_webbinding_json_are_accepted():
     lambda: FILTERS["windows_gate"]({}),
     lambda: FILTERS["windows_plan"](FILTERS["windows_gate"](FACTS_2019), [], "not json"),
     lambda: FILTERS["windows_plan"](FILTERS["windows_gate"](FACTS_2019), "not a list"),
+    lambda: FILTERS["windows_plan"](FILTERS["windows_gate"](FACTS_2019), [], None, "Enable Caching Client Hello"),
     lambda: FILTERS["windows_netsh_update"]("0.0.0.0:443"),
+    lambda: FILTERS["windows_readback"]("plan", []),
+    lambda: FILTERS["windows_readback"]({}, []),
+    lambda: FILTERS["windows_readback"]({"readback": []}, "text"),
+    lambda: FILTERS["windows_verify_failures"]("text"),
+    lambda: FILTERS["windows_verify_failures"]([{"ok": False, "port": "x"}], {"sni_targets": [{"port": 1, "server_name": "a"}]}, True),
 ])
 def test_errors_are_filter_errors(call):
     with pytest.raises(AnsibleFilterError, match="ocsp.stapling.windows_"):
