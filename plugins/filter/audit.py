@@ -223,8 +223,8 @@ HTML_COLUMNS = (  # header, row key, kind of sort
     ("Host", "host", "text"), ("Server", "server", "text"), ("Site", "site", "text"), ("Socket", "socket", "text"),
     ("Status", "status", "rank"), ("Stapling", "stapling", "text"), ("Served", "served", "text"),
     ("Staple left", "staple_seconds_left", "number"), ("Certificate left", "certificate_seconds_left", "number"),
-    ("Must-Staple", "must_staple", "text"), ("OCSP URL", "ocsp_url", "text"), ("Certificate", "subject", "text"),
-    ("Reason", "reason", "text"), ("Action", "action", "text"),
+    ("Must-Staple", "must_staple", "text"), ("Reason", "reason", "text"), ("Action", "action", "text"),
+    ("OCSP URL", "ocsp_url", "text"), ("Certificate", "subject", "text"), ("Serial", "serial", "text"),
 )
 
 STYLE = """
@@ -236,7 +236,11 @@ h1{font-size:22px;margin:0 0 4px}
 .card b{display:block;font-size:22px}
 .controls{margin:12px 0;display:flex;gap:8px;align-items:center}
 table{border-collapse:collapse;width:100%;background:#fff}
-th,td{border:1px solid #e5e7eb;padding:4px 6px;text-align:left;vertical-align:top}
+.scroll{overflow-x:auto}
+th,td{border:1px solid #e5e7eb;padding:4px 6px;text-align:left;vertical-align:top;font-size:13px}
+td.text-reason{min-width:34em}
+td.text-action{min-width:20em}
+td.text-host,td.text-site,td.text-socket{white-space:nowrap}
 th{background:#f3f4f6;cursor:pointer;white-space:nowrap;user-select:none}
 th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}
@@ -319,8 +323,9 @@ def _cell(row: dict, key: str, kind: str, rank: dict) -> str:
     if key == "must_staple":
         value = "yes" if value else "no"
     if key == "reason" and row.get("warnings"):
-        return "<td>%s%s</td>" % (html.escape(str(value or "")), "".join('<div class="warn">%s</div>' % html.escape(w) for w in row["warnings"]))
-    return "<td>%s</td>" % html.escape("-" if value is None else str(value))
+        warnings = "".join('<div class="warn">%s</div>' % html.escape(warning) for warning in row["warnings"])
+        return '<td class="text-reason">%s%s</td>' % (html.escape(str(value or "")), warnings)
+    return '<td class="text-%s">%s</td>' % (key, html.escape("-" if value is None else str(value)))
 
 
 def _bar_chart(title: str, rows: list, key: str, unit: float, unit_name: str, element_id: str) -> str:
@@ -376,7 +381,7 @@ def audit_html(rows, title="OCSP stapling audit", now=None):
         '<div class="controls"><label>Filter <input id="search" type="search" placeholder="host, site, reason..."></label>',
         '<label>Status <select id="status-filter">%s</select></label>' % options,
         '<span><span id="shown">%d</span> of %d shown</span></div>' % (len(rows), len(rows)),
-        '<table id="sites"><thead><tr>%s</tr></thead><tbody>%s</tbody></table>' % (header, body),
+        '<div class="scroll"><table id="sites"><thead><tr>%s</tr></thead><tbody>%s</tbody></table></div>' % (header, body),
         "<script>%s</script></body></html>\n" % SCRIPT,
     ])
 

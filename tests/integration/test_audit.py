@@ -116,8 +116,10 @@ def test_every_site_of_every_host_has_the_right_status(audited):
     assert mustaple["must_staple"] is True and mustaple["served"] == "nothing" and "Must-Staple" in mustaple["reason"]
     assert rows[("web-nginx", "nostaple.test")]["action"] == "turn stapling on with the ocsp.stapling.enable role"
     assert "missing/nginx.conf" in rows[("web-broken", "(host)")]["reason"]
-    # The console table shows every row.
+    # The console table shows every row, and so does its file.
     assert "dead configuration" in run.stdout and "11 sites: 3 critical" in run.stdout
+    table = (audited["reports"] / "audit.txt").read_text().splitlines()
+    assert table[0].startswith("HOST") and len(table) == len(EXPECTED) + 2 and table[-1].startswith("11 sites: 3 critical")
 
 
 def test_the_broken_host_fails_alone(audited):
@@ -163,10 +165,13 @@ def test_html_report_renders_in_chromium(audited, tmp_path):
     assert 'data-shown="%d"' % len(EXPECTED) in dom
     filtered = chromium(page.as_uri() + "#status=critical&sort=site", tmp_path)
     assert 'data-shown="3"' in filtered and 'data-sorted-by="site ascending"' in filtered
+    chromium(page.as_uri(), tmp_path, "--window-size=1600,1000", "--screenshot=%s" % (tmp_path / "audit.png"))
+    assert (tmp_path / "audit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def chromium(url: str, profile: Path, *extra: str) -> str:
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=%s" % (profile / "chromium"), *extra, "--dump-dom", url]
+    # --no-sandbox: the tests run as root, which Chromium's sandbox refuses.
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=%s" % (profile / "chromium"), *(extra or ("--dump-dom",)), url]
     run = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
     return run.stdout
