@@ -7,7 +7,9 @@ and nourl.test (a certificate without an OCSP URL). The demo
 1. verifies the sites with playbooks/verify.yml: no staple anywhere;
 2. runs the main job, playbooks/enable.yml, with --diff: detect, preflight, chain, edit, nginx -t,
    reload, verify;
-3. verifies again with playbooks/verify.yml: good, fresh staples.
+3. verifies again with playbooks/verify.yml: good, fresh staples;
+4. audits the bench with playbooks/audit.yml: every TLS site judged, the reports written to
+   demo-audit/ in the current folder (JSON, table, JUnit, OpenMetrics, HTML).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def main() -> int:
         before = playbook(inventory, "verify.yml", "-e", "ocsp_stapling_verify_retry_budget=2")
         enable = playbook(inventory, "enable.yml", "--diff")
         after = playbook(inventory, "verify.yml")
+        reports = Path.cwd() / "demo-audit"
+        audit = playbook(inventory, "audit.yml", "-e", "audit_report_dir=%s" % reports)
 
     banner("What this shows")
     print("  before: no site staples (verify retried each for 2 s, then asked the responder itself: it answers 'good',")
@@ -65,7 +69,10 @@ def main() -> int:
     print("          SSLStaplingCache in conf-available (enabled) and socache_shmcb enabled; the server's own test passes,")
     print("          each server is reloaded once, and verify from the controller sees a good, fresh staple on each site.")
     print("  after:  every site staples a good, fresh OCSP response.")
-    outcome = {"before": before == 2, "enable": enable == 0, "after": after == 0}
+    print("  audit:  every TLS site of both hosts in one table: good.test and shop.test ok, nourl.test not applicable;")
+    print("          the same rows as reports in %s: audit.json, audit.txt, audit-junit.xml, ocsp_stapling.prom," % reports)
+    print("          audit.html (open it in a browser).")
+    outcome = {"before": before == 2, "enable": enable == 0, "after": after == 0, "audit": audit == 0}
     if not all(outcome.values()):
         print("\nUNEXPECTED: %s" % ", ".join("%s exited differently" % step for step, fine in outcome.items() if not fine))
         return 1
