@@ -215,8 +215,8 @@ def _judge(row: dict, site: dict, preflight: dict, result: dict | None) -> tuple
     if served == NOT_CHECKED and stapling == "on":
         return NOT_AUDITED, "the site has no TCP port to check (a unix socket, a QUIC listener or Apache's *)", "check it by hand"
     if stapling == "on" and cannot:
-        return DEAD, "stapling is on, but %s" % cannot, ("remove the stapling directives of this site (they can never work), or renew "
-                                                      "it with a certificate that carries an OCSP URL")
+        return DEAD, "stapling is on, but %s" % cannot, (
+            "remove the stapling directives of this site (they can never work), or renew it with a certificate that carries an OCSP URL")
     if stapling == "on":
         return FAILING, why, _failing_action(served, result)
     if cannot:
