@@ -352,16 +352,29 @@ class SplicePlan:
             return
         own = by_name(self.effective(site.directive.block))
         outer = self.outer_scope(site)
-        additions = []
+        steps, additions = [], []
         for name, args in wanted:
             key = name.lower()
             if key in own:
                 directive = self.current(own[key])
                 if not self.same(key, directive.args, args):
-                    self.set_args(site, directive, args)
+                    steps.append((directive, name, args))
             elif not (key in outer and self.same(key, outer[key][-1].args, args)):
                 additions.append((name, args))
+                steps.append((None, name, args))
+        if additions:
+            try:
+                self.insertion_point(self.config.files[site.directive.path], site.directive)
+            except ConfigError as exc:
+                # A block written so that no line can follow (all on one line): this site alone is left, with what to
+                # do, and every other site of the host still gets its outcome.
+                self.refused[site] = (NOT_HANDLED, "%s (%s:%d); %s" % (exc.message, exc.path, exc.line or site.line, exc.hint))
+                return
+        for directive, name, args in steps:
+            if directive is None:
                 self.note(site, "add %s %s" % (name, " ".join(args)))
+            else:
+                self.set_args(site, directive, args)
         if additions:
             self.add_lines(site, additions)
 

@@ -689,11 +689,14 @@ def test_server_whose_directives_share_lines_gets_lines_after_its_opening():
 
 
 def test_server_on_one_line_cannot_be_edited():
-    config = one_file("http {\n    server { listen 443 ssl; ssl_certificate /c/a.pem; }\n}\n")
-    with pytest.raises(NginxConfigError) as caught:
-        stapling_edits(config, {"/c/a.pem": "/c/chain.pem"})
-    assert (caught.value.path, caught.value.line) == (ETC + "/nginx.conf", 2)
-    assert "put its directives on separate lines" in str(caught.value)
+    """Such a site is left alone, with what to do; the other sites of the configuration still get theirs."""
+    config = one_file("http {\n    server { listen 443 ssl; ssl_certificate /c/a.pem; }\n"
+                      "    server {\n        listen 443 ssl;\n        ssl_certificate /c/b.pem;\n    }\n}\n")
+    edits, dummy, outcomes = plan_stapling(config, {"/c/a.pem": "/c/chain.pem", "/c/b.pem": "/c/chain.pem"})
+    (one_line, other) = outcomes
+    assert one_line["outcome"] == "not handled" and one_line["line"] == 2
+    assert "no line that new directives can follow (%s:2); put its directives on separate lines" % (ETC + "/nginx.conf") in one_line["reason"]
+    assert other["outcome"] == "stapled" and edits[ETC + "/nginx.conf"].count("ssl_stapling on") == 1
 
 
 def test_directive_in_a_shared_snippet_is_edited_there_once():
