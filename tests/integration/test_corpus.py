@@ -127,6 +127,9 @@ class Tree:
                     data = LOAD_MODULE.sub(debian_module, data)
                 for old, new in replace:
                     data = data.replace(old, new)
+                if str(origin.relative_to(source)) in self.manifest.get("crlf", []):
+                    # Kept with LF in the repository (its line-endings check); the tree is CRLF as found in the wild.
+                    data = data.replace(b"\n", b"\r\n")
                 target.write_bytes(data)
         for relative, text in self.manifest.get("files", {}).items():
             where = Path(self.path(relative))
