@@ -136,6 +136,14 @@ def check_imports(side: Side, module: str) -> list[str]:
     return [str(side.module(module))] + sorted(path for path in loaded.values() if path)
 
 
+def timed_change(side: Side, kind: str, module: str, args: dict) -> float:
+    """The wall time of one run of ``module`` of ``side`` that must report a change (``kind``: check or apply)."""
+    elapsed, result = timed_module(side, module, args)
+    if not result.get("changed"):  # a side that found nothing to do would time nothing useful
+        raise SystemExit("%s %s %s: no change reported: %s" % (side.name, side.label, kind, str(result)[:500]))
+    return elapsed
+
+
 def timed_module(side: Side, module: str, args: dict) -> tuple[float, dict]:
     """One run of ``module`` of ``side`` as Ansible runs it on a host: wall time and the module's result."""
     args_path = side.root.parent / ("args-%s.json" % side.name)
