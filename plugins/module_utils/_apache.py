@@ -52,7 +52,7 @@ from functools import cached_property
 
 from ._configtext import (MARKER, MAX_CONFIG_BYTES, MAX_NESTING, ConfigError, check_bom, collector_paused, depth_of, indent_at, newline_before,
                           nesting_error, read_text, sorted_glob, unreadable_hint)
-from ._dialect import ConfigFile, Dialect, Loader, SiteNotApplicable, SiteRefused, SplicePlan, by_name, chosen_sites, flag, include_paths, sites_at, walk
+from ._dialect import ConfigFile, Dialect, Loader, SiteNotApplicable, SiteRefused, SplicePlan, by_name, chosen_sites, flag, include_paths, sites_at, walk, written
 from ._dialect import Directive as BaseDirective
 from ._dialect import Site as BaseSite
 
@@ -699,6 +699,7 @@ class ApacheConfig:
             keys=every("sslcertificatekeyfile"),
             chain_file=path_of("sslcertificatechainfile"),
             stapling=flag(scopes, "sslusestapling"),
+            stapling_written=written(scopes, "sslusestapling"),
             verifies_clients=verifies,
             uses_variables=False,
             ssl_ca_certificate_file=path_of("sslcacertificatefile"),

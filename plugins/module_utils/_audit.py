@@ -47,6 +47,11 @@ MEANINGS = {
     NOT_AUDITED: "the site or its host could not be checked",
 }
 
+# The stapling the configuration sets, as ``stapling``: on, off (written so), absent (not written: the
+# servers' default is off), unknown (the host could not be read).
+ABSENT = "absent"
+UNKNOWN = "unknown"
+
 # What the site serves, as ``served``: good, revoked, unknown, nothing, stale, wrong certificate,
 # invalid staple, a response status other than successful (tryLater, ...), unreachable, not checked.
 GOOD = "good"
@@ -176,7 +181,8 @@ def _row(host, info, site, preflight, target, result, now, thresholds) -> dict:
         "must_staple": bool((result or {}).get("must_staple") if served_cert else preflight.get("must_staple")),
         # Stapling can work: the certificate names a responder, and the preflight found nothing else against it.
         "applicable": bool(urls) and (bool(preflight.get("eligible")) if preflight else True),
-        "stapling": site.get("stapling") or "off",
+        # on / off (written so) / absent (never written: the server's default, off).
+        "stapling": site.get("stapling") or ABSENT,
         "served": served_state(result),
         "staple_next_update": next_update,
         "staple_seconds_left": staple_left,
@@ -208,7 +214,7 @@ def _judge(row: dict, site: dict, preflight: dict, result: dict | None) -> tuple
         return FAILING, why, ("give the site a server name its clients use, or check which site answers on %s: "
                               "another site's certificate is served for it" % row["socket"])
     if row["must_staple"]:
-        fix = ("turn stapling on now (ocsp.stapling.enable)" if stapling == "off" else
+        fix = ("turn stapling on now (ocsp.stapling.enable)" if stapling != "on" else
                "make stapling work now (see the reason)") if row["applicable"] else "replace the certificate with one that can be stapled"
         return CRITICAL, "the certificate demands OCSP Must-Staple and the site serves %s, so Firefox refuses it: %s" % (
             _served_words(served), why or cannot), fix
@@ -222,8 +228,16 @@ def _judge(row: dict, site: dict, preflight: dict, result: dict | None) -> tuple
     if cannot:
         return NOT_APPLICABLE, cannot, "nothing; renew with a certificate that carries an OCSP URL if stapling is required"
     eligible = (preflight.get("reason") or "").replace("can be stapled: ", "", 1) or "it carries an OCSP URL"
-    return NOT_STAPLING, "stapling is off, and the certificate can be stapled: %s" % eligible, (
+    if stapling == "off":
+        return NOT_STAPLING, "stapling is turned off in the configuration (%s), and the certificate can be stapled: %s" % (
+            _where(site), eligible), "find out why it was turned off, then turn it on with the ocsp.stapling.enable role"
+    return NOT_STAPLING, "stapling is not configured (off by default), and the certificate can be stapled: %s" % eligible, (
         "turn stapling on with the ocsp.stapling.enable role")
+
+
+def _where(site: dict) -> str:
+    """Where a site is written, for people: the file and line of its block."""
+    return "%s, the site at line %s" % (site.get("path"), site.get("line")) if site.get("path") else "the site's block"
 
 
 def _served_words(served: str) -> str:
@@ -264,7 +278,7 @@ def not_audited_row(host: str, reason: str, server: str | None = None) -> dict:
     """The one row of a host that could not be audited (unreachable, server_info failed, a Windows host)."""
     row = dict.fromkeys(ROW_KEYS)
     row.update(host=host, server=server, site="(host)", server_names=[], ocsp_url="none", must_staple=False, applicable=False,
-               stapling="off", served=NOT_CHECKED, status=NOT_AUDITED, reason=reason, action="fix what the reason says and run the audit again",
+               stapling=UNKNOWN, served=NOT_CHECKED, status=NOT_AUDITED, reason=reason, action="fix what the reason says and run the audit again",
                warnings=[])
     return row
 

@@ -96,6 +96,9 @@ class Site:
     chain_file: str | None
     # Stapling on in effect (nginx ssl_stapling, Apache SSLUseStapling).
     stapling: bool
+    # Whether a scope in effect writes that directive at all: "off" as written and "absent" (the
+    # server's default) read the same to the server, but not to an auditor of the configuration.
+    stapling_written: bool
     # The site asks clients for certificates: its trust set must not change.
     verifies_clients: bool
     # A certificate path holds variables that only the running server resolves: it names no single file.
@@ -149,6 +152,11 @@ def flag(scopes: tuple, key: str, values: tuple = ("on",)) -> bool:
             args = scope[key][-1].args
             return len(args) == 1 and args[0].lower() in values
     return False
+
+
+def written(scopes: tuple, key: str) -> bool:
+    """Whether any scope in ``scopes`` writes ``key`` (whatever its value)."""
+    return any(key in scope for scope in scopes)
 
 
 def include_paths(base: str, pattern: str, globber) -> list:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ._configtext import (MARKER, MAX_NESTING, ConfigError, check_bom, collector_paused, indent_at, line_starts, nesting_error, read_text, sorted_glob,
                           unreadable_hint)
-from ._dialect import ConfigFile, Dialect, Loader, SplicePlan, by_name, chain_of, chosen_sites, flag, include_paths, sites_at, walk
+from ._dialect import ConfigFile, Dialect, Loader, SplicePlan, by_name, chain_of, chosen_sites, flag, include_paths, sites_at, walk, written
 from ._dialect import Directive as BaseDirective
 from ._dialect import Site as BaseSite
 
@@ -412,6 +412,7 @@ def _build_site(prefix: str, server: Directive, http_scope: dict, index: int) ->
         keys=[_resolve(prefix, path) for path in keys],
         chain_file=_resolve(prefix, trusted[-1].args[0]) if trusted and trusted[-1].args else None,
         stapling=flag(scopes, "ssl_stapling"),
+        stapling_written=written(scopes, "ssl_stapling"),
         ssl_stapling_verify=flag(scopes, "ssl_stapling_verify"),
         resolver=list(resolver[-1].args) if resolver else None,
         uses_variables=any("$" in path for path in certificates),

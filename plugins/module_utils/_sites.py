@@ -33,7 +33,8 @@ Keys of a site record (every key is always present):
     ``SSLCertificateChainFile``.
 ``stapling``
     ``"on"`` when stapling is in effect for the site (nginx ``ssl_stapling``, Apache ``SSLUseStapling``,
-    inherited values included), else ``"off"``.
+    inherited values included); ``"off"`` when the directive in effect is written and says off;
+    ``"absent"`` when no scope writes it (both servers then do not staple).
 ``verifies_clients``
     Whether the site asks for client certificates (nginx ``ssl_verify_client`` on / optional /
     optional_no_ca; Apache ``SSLVerifyClient`` require / optional / optional_no_ca anywhere in the
@@ -75,7 +76,7 @@ def site_record(site, server: str) -> dict:
         "ssl_certificate": list(site.certificates),
         "ssl_certificate_key": list(site.keys),
         "chain_file": site.chain_file,
-        "stapling": "on" if site.stapling else "off",
+        "stapling": "on" if site.stapling else "off" if site.stapling_written else "absent",
         "verifies_clients": site.verifies_clients,
         "uses_variables": site.uses_variables,
         "outcome": None,

@@ -280,7 +280,7 @@ sites:
       description: The chain file the site already names (nginx C(ssl_trusted_certificate), Apache C(SSLCertificateChainFile)), or null.
       type: str
     stapling:
-      description: V(on) when OCSP stapling is in effect for the site (nginx C(ssl_stapling), Apache C(SSLUseStapling); inherited values count), else V(off).
+      description: V(on) when OCSP stapling is in effect for the site (nginx C(ssl_stapling), Apache C(SSLUseStapling); inherited values count), V(off) when the directive in effect is written and says off, V(absent) when no scope writes it (the servers' default, off).
       type: str
       choices: ['on', 'off']
     verifies_clients:

@@ -106,10 +106,17 @@ def test_no_ocsp_url_and_stapling_off_is_not_applicable():
 
 
 def test_a_certificate_that_could_be_stapled_without_stapling_is_not_stapling():
-    judged = row(site(stapling="off"), preflight(), result())
+    judged = row(site(stapling="absent"), preflight(), result())
     assert judged["status"] == _audit.NOT_STAPLING
-    assert judged["reason"] == "stapling is off, and the certificate can be stapled: OCSP responder %s, chain 'CA'" % URL
-    assert "ocsp.stapling.enable" in judged["action"]
+    assert judged["reason"] == "stapling is not configured (off by default), and the certificate can be stapled: OCSP responder %s, chain 'CA'" % URL
+    assert judged["stapling"] == "absent" and "ocsp.stapling.enable" in judged["action"]
+
+
+def test_stapling_turned_off_on_purpose_says_where_and_asks_why():
+    judged = row(site(stapling="off"), preflight(), result())
+    assert judged["status"] == _audit.NOT_STAPLING and judged["stapling"] == "off"
+    assert judged["reason"].startswith("stapling is turned off in the configuration (/etc/nginx/sites-enabled/www, the site at line 3)")
+    assert judged["action"].startswith("find out why it was turned off")
 
 
 @pytest.mark.parametrize("verify, served", [

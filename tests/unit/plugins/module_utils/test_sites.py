@@ -123,7 +123,7 @@ def test_nginx_and_apache_sites_have_the_same_keys():
         assert set(record) == KEYS
         assert all(set(socket) == SOCKET_KEYS for socket in record["sockets"])
         assert record["outcome"] is None and record["reason"] is None
-        assert record["stapling"] in ("on", "off")
+        assert record["stapling"] in ("on", "off", "absent")
     assert set(records[0]["details"]) == {"listens", "ssl_trusted_certificate", "ssl_stapling_verify", "resolver"}
     assert set(records[2]["details"]) == {"addresses", "ports", "ssl_ca_certificate_file", "ssl_certificate_chain_file", "macro"}
 
@@ -164,7 +164,37 @@ def test_nginx_site_record():
     assert tenants["ssl_certificate"] == ["/etc/ssl/tenants/$ssl_server_name.crt"]
     assert tenants["uses_variables"] is True
     assert tenants["verifies_clients"] is True
-    assert tenants["stapling"] == "off" and tenants["chain_file"] is None
+    assert tenants["stapling"] == "absent" and tenants["chain_file"] is None
+
+
+@pytest.mark.parametrize("written, stapling", [
+    pytest.param("", "absent", id="not-written"),
+    pytest.param("ssl_stapling off;", "off", id="off-in-the-server"),
+    pytest.param("ssl_stapling OFF;", "off", id="off-any-case"),
+    pytest.param("ssl_stapling on;", "on", id="on"),
+])
+def test_nginx_stapling_is_on_off_or_absent(written, stapling):
+    """An auditor tells a site someone turned stapling off in apart from one nobody configured."""
+    sites = "server {\n    listen 443 ssl;\n    ssl_certificate /c.pem;\n    ssl_certificate_key /k.pem;\n    %s\n}\n" % written
+    (record,) = nginx_records(http(sites))
+    assert record["stapling"] == stapling
+
+
+def test_nginx_stapling_off_inherited_from_http_is_off():
+    sites = "ssl_stapling off;\nserver {\n    listen 443 ssl;\n    ssl_certificate /c.pem;\n    ssl_certificate_key /k.pem;\n}\n"
+    (record,) = nginx_records(http(sites))
+    assert record["stapling"] == "off"
+
+
+@pytest.mark.parametrize("written, stapling", [
+    pytest.param("", "absent", id="not-written"),
+    pytest.param("SSLUseStapling Off", "off", id="off"),
+    pytest.param("SSLUseStapling on", "on", id="on"),
+])
+def test_apache_stapling_is_on_off_or_absent(written, stapling):
+    sites = "<VirtualHost *:443>\n    SSLEngine on\n    SSLCertificateFile /c.pem\n    %s\n</VirtualHost>\n" % written
+    (record,) = apache_records(apache(sites))
+    assert record["stapling"] == stapling
 
 
 @pytest.mark.parametrize("where, value, verifies", [
@@ -241,7 +271,7 @@ def test_apache_site_record():
     # A relative certificate path is resolved against ServerRoot; SSLVerifyClient require is mTLS.
     assert default["sockets"] == [{"address": "_default_", "port": 443, "tls": True, "quic": False}]
     assert default["ssl_certificate"] == ["/etc/apache2/ssl/default.pem"]
-    assert default["verifies_clients"] is True and default["stapling"] == "off" and default["server_names"] == []
+    assert default["verifies_clients"] is True and default["stapling"] == "absent" and default["server_names"] == []
     assert default["details"]["ssl_ca_certificate_file"] == "/etc/ssl/clients.pem"
 
 
