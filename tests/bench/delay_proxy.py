@@ -109,8 +109,14 @@ async def _connection(client_reader: asyncio.StreamReader, client_writer: asynci
 
 
 async def serve(listen: list[tuple[str, int]], upstream: tuple[str, int], rtt: float) -> None:
-    servers = [await asyncio.start_server(lambda r, w: _connection(r, w, upstream, rtt), host, port, backlog=1024)
-               for host, port in listen]
+    connections: set = set()
+
+    def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.ensure_future(_connection(reader, writer, upstream, rtt))
+        connections.add(task)
+        task.add_done_callback(connections.discard)
+
+    servers = [await asyncio.start_server(accept, host, port, backlog=1024) for host, port in listen]
     print(READY, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -119,6 +125,10 @@ async def serve(listen: list[tuple[str, int]], upstream: tuple[str, int], rtt: f
     await stop.wait()
     for server in servers:
         server.close()
+    # Connections still open when told to stop are cut, quietly: the proxy's owner is done with them.
+    for task in list(connections):
+        task.cancel()
+    await asyncio.gather(*connections, return_exceptions=True)
 
 
 def _address(text: str) -> tuple[str, int]:
