@@ -104,8 +104,39 @@ def windows_verify_failures(results, plan=None, restart_pending=False):
         raise AnsibleFilterError("ocsp.stapling.windows_verify_failures: %s" % exc) from None
 
 
+def _plain(data):
+    """Ansible's mappings and sequences as plain dicts and lists, all the way down."""
+    if isinstance(data, Mapping):
+        return {str(key): _plain(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_plain(item) for item in data]
+    return data
+
+
+def windows_audit_sites(bindings, gate, read):
+    if not isinstance(bindings, list):
+        raise AnsibleFilterError("ocsp.stapling.windows_audit_sites: bindings must be the list that windows_sslcert returns")
+    if isinstance(read, Mapping) and isinstance(read.get("result"), Mapping) and "certificates" not in read:
+        read = read["result"]  # the whole win_powershell result: the script's $Ansible.Result
+    read = _plain(read)
+    if isinstance(read, dict) and read.get("iis") is not None:
+        read["iis"] = _iis(read["iis"])
+    try:
+        return _windows.audit_info(dict(gate) if isinstance(gate, Mapping) else gate, _plain(bindings), read)
+    except _windows.WindowsParseError as exc:
+        raise AnsibleFilterError("ocsp.stapling.windows_audit_sites: %s" % exc) from None
+
+
+def windows_audit_refused(info, host):
+    try:
+        return _windows.refused_rows(str(host), _plain(info))
+    except (_windows.WindowsParseError, KeyError, TypeError) as exc:
+        raise AnsibleFilterError("ocsp.stapling.windows_audit_refused: expected the result of windows_audit_sites (%s)" % exc) from None
+
+
 class FilterModule:
     def filters(self):
         return {"windows_sslcert": windows_sslcert, "windows_gate": windows_gate, "windows_plan": windows_plan,
                 "windows_netsh_update": windows_netsh_update, "windows_readback": windows_readback,
-                "windows_verify_failures": windows_verify_failures}
+                "windows_verify_failures": windows_verify_failures, "windows_audit_sites": windows_audit_sites,
+                "windows_audit_refused": windows_audit_refused}

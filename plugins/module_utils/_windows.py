@@ -16,7 +16,12 @@ Microsoft's generated API bindings, ansible.windows, published captures) is list
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+
+from ._audit import not_audited_row
+from ._pem import CertificateFileError, block_der, bundle_certificates, canonical_pem, site_certificates, wanted_issuers
 
 SCHANNEL_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL"
 SNI_REGISTRY_VALUE = "EnableOcspStaplingForSni"
@@ -726,3 +731,257 @@ def verify_failures(results: list, planned: dict, restart_pending: bool = False)
             reason += "; " + RESTART_HINT
         reasons.append("%s: %s" % (where, reason))
     return reasons
+
+
+# --- the audit: each binding as a site record -------------------------------------------------------------
+
+# The server of a binding in the audit's rows and site records: HTTP.sys terminates TLS for IIS and every
+# other user of the HTTP Server API, and its bindings are what is audited.
+AUDIT_SERVER = "http.sys"
+# A binding that names no store (netsh shows "(null)") uses the machine's personal store.
+DEFAULT_STORE = "My"
+# The stores of Cert:\LocalMachine whose certificates the read-only script returns whole, for the issuers:
+# intermediate CAs and trusted roots (bundle_certificates keeps only those in a bound certificate's chain).
+AUTHORITY_STORES = ("CA", "Root")
+
+
+def store_path(store: str) -> str:
+    """The PowerShell path of a machine store: Cert:\\LocalMachine\\My."""
+    return "Cert:\\LocalMachine\\%s" % store
+
+
+def certificate_path(store: str, thumbprint: str) -> str:
+    """The PowerShell path of a machine-store certificate, as a person pastes it into Get-Item: Cert:\\LocalMachine\\My\\<THUMBPRINT>."""
+    return "%s\\%s" % (store_path(store), thumbprint.upper())
+
+
+def _der_pem(der_base64, where: str) -> str:
+    """The PEM text of a certificate the host returned as base64 DER; WindowsParseError when it is not base64."""
+    if not isinstance(der_base64, str) or not der_base64.strip():
+        raise WindowsParseError("%s: no base64 DER (der) was returned" % where)
+    try:
+        der = base64.b64decode("".join(der_base64.split()), validate=True)
+    except ValueError:
+        raise WindowsParseError("%s: der is not base64 ([Convert]::ToBase64String of the certificate's RawData)" % where) from None
+    return canonical_pem(der) + "\n"
+
+
+def _bound_certificate(item: dict, thumbprint: str, path: str) -> dict:
+    """The certificate entry (``{source, blocks}`` or ``{source, error}``, as server_info's) of a bound certificate."""
+    try:
+        text = _der_pem(item.get("der"), path)
+    except WindowsParseError as exc:
+        return {"source": path, "error": str(exc)}
+    # A thumbprint is the SHA-1 of the DER: anything else is not the certificate the binding names.
+    if hashlib.sha1(block_der(text)).hexdigest() != thumbprint:
+        return {"source": path, "error": "%s: the DER returned does not hash to the thumbprint %s; read the host again" % (path, thumbprint.upper())}
+    return site_certificates(text, path)
+
+
+def _store_read(read) -> tuple:
+    """The read-only script's result, checked: (bound certificates, authorities, SNI registry value, IIS bindings or None)."""
+    if not isinstance(read, dict):
+        raise WindowsParseError("windows audit: the host's read must be the result the audit's PowerShell returns "
+                                "({certificates, authorities, sni_stapling, iis}), got %s" % type(read).__name__)
+    certificates, authorities = read.get("certificates"), read.get("authorities")
+    if not isinstance(certificates, list) or not isinstance(authorities, list):
+        raise WindowsParseError("windows audit: the host's read has no certificates and authorities lists; pass the result "
+                                "of the audit's PowerShell as it is (win_powershell's result)")
+    for number, item in enumerate(certificates + authorities, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("store"), str) or not item["store"]:
+            raise WindowsParseError("windows audit: certificate %d of the host's read has no store name: %r" % (number, item))
+    sni = read.get("sni_stapling")
+    if isinstance(sni, str) and sni.strip().isdigit():
+        sni = int(sni)
+    if sni is not None and (isinstance(sni, bool) or not isinstance(sni, int)):
+        raise WindowsParseError("windows audit: sni_stapling is %r, not the DWORD of %s or null" % (sni, SNI_REGISTRY_VALUE))
+    iis = read.get("iis")
+    if iis is not None and not isinstance(iis, list):
+        raise WindowsParseError("windows audit: iis must be the list of IIS https bindings, or null without IIS")
+    unreadable = read.get("unreadable_stores") or []
+    if not isinstance(unreadable, list) or not all(isinstance(item, dict) and isinstance(item.get("store"), str) for item in unreadable):
+        raise WindowsParseError("windows audit: unreadable_stores must be a list of {store, error}")
+    return certificates, authorities, sni, iis, {item["store"].upper(): str(item.get("error") or "no reason given") for item in unreadable}
+
+
+def _iis_names(binding: dict, iis: list) -> tuple:
+    """(host names, IIS sites) that IIS maps to an HTTP.sys binding: the https bindings of IIS it serves.
+
+    A hostname:port binding serves IIS's SNI bindings of that name and port; a CCS binding the CCS bindings of
+    that port; an IP:port binding the bindings without SNI or CCS on that address and port (IIS's "*" is
+    HTTP.sys's 0.0.0.0 or [::]), whose host names are the host headers of the sites behind it.
+    """
+    names, sites = [], []
+    address = (binding.get("host") or "").lower()
+    for item in iis:
+        if item["_port"] != binding["port"]:
+            continue
+        flags = item["ssl_flags"]
+        if binding["kind"] == "hostname":
+            serves = item["_host"] == address and not flags & IIS_SSL_FLAG_CCS
+        elif binding["kind"] == "ccs":
+            serves = bool(flags & IIS_SSL_FLAG_CCS)
+        else:
+            serves = not flags & (IIS_SSL_FLAG_SNI | IIS_SSL_FLAG_CCS) and (
+                item["_address"] == address or (item["_address"] == "0.0.0.0" and address == "::"))
+        if not serves:
+            continue
+        if item["_host"] and item["_host"] not in names:
+            names.append(item["_host"])
+        if item["site"] not in sites:
+            sites.append(item["site"])
+    return names, sites
+
+
+def _binding_stapling(binding: dict, sni) -> tuple:
+    """("on" | "off" | "absent", why) of one binding: the per-binding flag first, then what HTTP.sys does by default.
+
+    No line of a binding ever turns stapling on: "on" is HTTP.sys's default (IP:port) or the host-wide registry
+    value (SNI, CCS), so a binding whose certificate cannot be stapled has nothing of its own to remove.
+    """
+    if binding.get("disable_ocsp_stapling"):
+        return "off", "netsh http show sslcert shows 'Disable OCSP Stapling : Set' for the HTTP.sys binding %s" % binding["endpoint"]
+    if binding["kind"] == "ip":
+        return "on", "HTTP.sys staples OCSP on IP:port bindings by default (Windows Server 2008 and later)"
+    if sni is None:
+        return "absent", ("%s is not set: HTTP.sys staples nothing on SNI and Centralized Certificate Store bindings" % SNI_REGISTRY_VALUE)
+    if sni == 1:
+        return "on", "%s = 1 (host-wide): HTTP.sys staples on SNI and Centralized Certificate Store bindings" % SNI_REGISTRY_VALUE
+    return "off", ("%s = %d (1 turns stapling on for SNI and Centralized Certificate Store bindings) under %s" % (
+        SNI_REGISTRY_VALUE, sni, SCHANNEL_KEY))
+
+
+def audit_info(gate: dict, bindings: list, read: dict) -> dict:
+    """A Windows host's HTTP.sys bindings in the shape of a server_info result, for the audit's judgement.
+
+    ``gate`` is :func:`version_gate`'s result, ``bindings`` :func:`parse_sslcert`'s, ``read`` what the audit's
+    read-only PowerShell returned: ``{"certificates": [{"store", "thumbprint", "der"}]`` (every machine-store
+    certificate whose thumbprint a binding names, in each store it is in), ``"unreadable_stores": [{"store",
+    "error"}]`` (the stores that could not be opened), ``"authorities": [{"store", "thumbprint", "der"}]``
+    (every certificate of the :data:`AUTHORITY_STORES`), ``"sni_stapling"`` (the DWORD
+    ``EnableOcspStaplingForSni``, or null when it is not set) and ``"iis"`` (the IIS https bindings as the
+    windows role lists them, or null without IIS)``}``.
+
+    Returns ``{"server": "http.sys", "version", "name", "sites": [site record], "certificates": {path: {source,
+    blocks | error}}, "bundles": [{source, blocks | error}], "refused": [{"endpoint", "port", "server_names",
+    "reason"}]}``: ``sites`` are site records as ``_sites.site_record`` makes them (``path`` and ``line`` null;
+    ``details`` with the binding), one per IP:port or hostname:port binding, and one per Centralized Certificate
+    Store binding that IIS names hosts for; a certificate path is the machine store's, ``Cert:\\LocalMachine\\My\\
+    <THUMBPRINT>``. ``refused`` are the bindings that cannot be judged, each with why: no certificate, a
+    certificate that is not in the store the binding names, a CCS binding without host names.
+    """
+    if not isinstance(gate, dict) or "supported" not in gate:
+        raise WindowsParseError("windows audit: the gate must be the result of the windows_gate filter")
+    if not gate["supported"]:
+        raise WindowsParseError("windows audit: %s" % (gate.get("reason") or "the host is not supported"))
+    if not isinstance(bindings, list):
+        raise WindowsParseError("windows audit: the bindings must be the list the windows_sslcert filter returns")
+    stored, authorities, sni, iis_read, unreadable = _store_read(read)
+    iis = [_iis_binding(item, number) for number, item in enumerate(iis_read or [], 1)]
+    # thumbprint -> {store (upper case) -> the store's name as the host spells it, and the DER}
+    found = {}
+    for item in stored:
+        thumbprint = str(item.get("thumbprint") or "").replace(" ", "").lower()
+        found.setdefault(thumbprint, {})[item["store"].upper()] = item
+    info = {"server": AUDIT_SERVER, "version": gate.get("version"), "name": gate.get("name"), "sites": [], "certificates": {},
+            "bundles": [], "refused": []}
+    for index, binding in enumerate(bindings):
+        names, iis_sites = _iis_names(binding, iis)
+        if binding["kind"] == "hostname":
+            names = [binding["host"].lower()] + [name for name in names if name != binding["host"].lower()]
+        # A hostname:port or CCS binding answers on every address of its port.
+        address = "*" if binding["kind"] != "ip" else ("[%s]" % binding["host"] if ":" in binding["host"] else binding["host"])
+        refusal = None
+        paths = []
+        if binding["kind"] == "ccs":
+            if not names:
+                refusal = ("a Centralized Certificate Store binding whose host names IIS does not list (no IIS https binding "
+                           "with 'Use Centralized Certificate Store' on port %d): nothing to send as SNI; check its sites with "
+                           "ocsp.stapling.verify and their host names" % binding["port"])
+        elif not binding.get("certificate_hash"):
+            refusal = "the binding names no certificate (Certificate Hash is (null)): bind one with IIS Manager or netsh http update sslcert"
+        else:
+            named = binding.get("certificate_store") or DEFAULT_STORE
+            store = named.upper()
+            where = found.get(binding["certificate_hash"], {})
+            if store not in where and store in unreadable:
+                refusal = ("the store %s that holds its certificate could not be read (%s): run the audit as an administrator "
+                           "of the host" % (store_path(named), unreadable[store]))
+            elif store not in where:
+                refusal = ("the certificate %s that the binding names is not in %s%s: HTTP.sys cannot serve it; bind a certificate "
+                           "of that store (IIS Manager, or netsh http update sslcert certhash=... certstorename=...)" % (
+                               binding["certificate_hash"].upper(), store_path(named),
+                               " (it is in %s)" % ", ".join(store_path(other["store"]) for other in where.values()) if where else ""))
+            else:
+                path = certificate_path(where[store]["store"], binding["certificate_hash"])
+                paths = [path]
+                if path not in info["certificates"]:
+                    info["certificates"][path] = _bound_certificate(where[store], binding["certificate_hash"], path)
+        if refusal:
+            info["refused"].append({"endpoint": binding["endpoint"], "kind": binding["kind"], "port": binding["port"],
+                                    "address": address, "server_names": names, "reason": refusal})
+            continue
+        stapling, why = _binding_stapling(binding, sni)
+        negotiate = any(_key(label) == "negotiate client certificate" and _key(value) == "enabled"
+                        for label, value in binding.get("properties", {}).items())
+        info["sites"].append({
+            "server": AUDIT_SERVER,
+            "index": index,
+            "path": None,
+            "line": None,
+            "server_names": names,
+            "sockets": [{"address": address, "port": binding["port"], "tls": True, "quic": False}],
+            "ssl_certificate": paths,
+            # The private key stays with the certificate in the store: named by the same path, never read.
+            "ssl_certificate_key": list(paths),
+            "chain_file": None,
+            "stapling": stapling,
+            "verifies_clients": negotiate,
+            "uses_variables": False,
+            "outcome": None,
+            "reason": None,
+            "details": {
+                "endpoint": binding["endpoint"],
+                "kind": binding["kind"],
+                "certificate_hash": binding.get("certificate_hash"),
+                "certificate_store": binding.get("certificate_store"),
+                "application_id": binding.get("application_id"),
+                "disable_ocsp_stapling": binding.get("disable_ocsp_stapling"),
+                "sni_stapling": sni,
+                "stapling_reason": why,
+                # Stapling on without a line of this binding saying so (see _binding_stapling): not a configuration to remove.
+                "stapling_by_default": stapling == "on",
+                "iis_sites": iis_sites,
+                "where": "the HTTP.sys binding %s" % binding["endpoint"],
+            },
+        })
+    bundles = []
+    for store in AUTHORITY_STORES:
+        blocks = []
+        for item in authorities:
+            if item["store"].upper() != store.upper():
+                continue
+            try:
+                blocks.append(_der_pem(item.get("der"), certificate_path(item["store"], str(item.get("thumbprint") or "?"))))
+            except WindowsParseError as exc:
+                blocks.append(exc)
+        source = store_path(store)
+        errors = [block for block in blocks if isinstance(block, WindowsParseError)]
+        bundles.append((CertificateFileError(str(errors[0])) if errors else "".join(blocks), source))
+    info["bundles"] = bundle_certificates(bundles, wanted_issuers(list(info["certificates"].values())))
+    return info
+
+
+def refused_rows(host: str, info: dict) -> list:
+    """The audit rows of the bindings :func:`audit_info` could not judge: ``not audited``, each with why and where."""
+    if not isinstance(info, dict) or not isinstance(info.get("refused"), list):
+        raise WindowsParseError("windows audit: expected the result of the windows_audit_sites filter")
+    rows = []
+    for refused in info["refused"]:
+        row = not_audited_row(str(host), refused["reason"], info.get("server") or AUDIT_SERVER)
+        names = list(refused.get("server_names") or [])
+        row.update(version=info.get("version"), site=names[0] if names else "(default server)", server_names=names,
+                   socket="%s:%s" % (refused["address"], refused["port"]), port=refused["port"],
+                   action="fix the HTTP.sys binding %s as the reason says, then run the audit again" % refused["endpoint"])
+        rows.append(row)
+    return rows
