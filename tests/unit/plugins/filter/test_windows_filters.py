@@ -23,7 +23,7 @@ def read(name: str) -> str:
 
 def test_the_filters_are_exposed():
     assert set(FILTERS) == {"windows_sslcert", "windows_gate", "windows_plan", "windows_netsh_update", "windows_readback",
-                            "windows_verify_failures"}
+                            "windows_verify_failures", "windows_audit_sites", "windows_audit_refused"}
 
 
 def test_command_result_and_get_webbinding_json_are_accepted():
@@ -77,3 +77,28 @@ def test_readback_and_verify_failures():
 def test_errors_are_filter_errors(call):
     with pytest.raises(AnsibleFilterError, match="ocsp.stapling.windows_"):
         call()
+
+
+def test_audit_sites_take_the_win_powershell_result_as_it_is_and_iis_as_json_text():
+    bindings = FILTERS["windows_sslcert"]({"stdout": read("audit_server2022.txt"), "rc": 0})
+    gate = FILTERS["windows_gate"](dict(FACTS_2019, ansible_distribution_version="10.0.20348.0"))
+    result = json.loads((FIXTURES / "audit_read_server2022.json").read_text(encoding="utf-8"))
+    whole = FILTERS["windows_audit_sites"](bindings, gate, result)
+    assert whole == FILTERS["windows_audit_sites"](bindings, gate, result["result"])
+    # ConvertTo-Json text of one IIS binding (a lone object) is read as a list of one.
+    one = dict(result["result"], iis=json.dumps({"site": "Shop", "binding_information": "*:443:shop.example.com", "ssl_flags": 0}))
+    sites = {site["details"]["endpoint"]: site for site in FILTERS["windows_audit_sites"](bindings, gate, one)["sites"]}
+    assert sites["0.0.0.0:443"]["server_names"] == ["shop.example.com"] and sites["0.0.0.0:443"]["details"]["iis_sites"] == ["Shop"]
+    rows = FILTERS["windows_audit_refused"](whole, "win1")
+    assert [row["status"] for row in rows] == ["not audited"] * 3 and {row["host"] for row in rows} == {"win1"}
+
+
+def test_audit_filters_fail_as_filter_errors():
+    bindings = FILTERS["windows_sslcert"](read("audit_server2022.txt"))
+    gate = FILTERS["windows_gate"](dict(FACTS_2019, ansible_distribution_version="10.0.20348.0"))
+    with pytest.raises(AnsibleFilterError, match="windows_audit_sites: bindings must be"):
+        FILTERS["windows_audit_sites"]("text", gate, {})
+    with pytest.raises(AnsibleFilterError, match="windows_audit_sites: windows audit: the host's read has no certificates"):
+        FILTERS["windows_audit_sites"](bindings, gate, {"result": {"iis": None}})
+    with pytest.raises(AnsibleFilterError, match="windows_audit_refused: expected the result of windows_audit_sites"):
+        FILTERS["windows_audit_refused"]({"refused": [{"reason": "x"}]}, "win1")
