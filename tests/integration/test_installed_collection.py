@@ -30,7 +30,8 @@ DEPENDENCY = REPO / ".build" / "collections" / "ansible_collections" / "ansible"
 RUNTIME = ("roles/", "plugins/", "playbooks/", "meta/", "docs/docsite/")
 DOCUMENTS = ("README.md", "LICENSE")
 # Development tooling that is tracked but is no part of the installed collection.
-TOOLING = (".ci/", "scripts/", "benchmarks/", "Makefile", "requirements.txt", "pytest.ini", ".ansible-lint", ".gitignore")
+TOOLING = (".ci/", "scripts/", "benchmarks/", "docs/sphinx/", "Makefile", "requirements.txt", "pytest.ini", ".ansible-lint",
+           ".gitignore")
 
 
 def ansible_env(collections: Path) -> dict:
