@@ -50,13 +50,12 @@ def module_calls(output: str) -> list:
     return re.findall(r"PUT .*?/AnsiballZ_(\w+)\.py", output)
 
 
-def test_0_server_info_agrees_with_apachectl_dump(host, localhost):
+def test_0_server_info_agrees_with_apachectl_dump(host, run_module):
     """The collection's view of the virtual hosts is Apache's own (`apache2 -S`)."""
     folder, server = host["folder"], host["server"]
     dump = subprocess.run(["apache2", "-d", str(folder), "-f", str(server.conf_path), "-S"], capture_output=True, text=True, check=True).stdout
     apache_view = {(name, os.path.basename(path), int(line)) for name, path, line in re.findall(r"namevhost (\S+) \((.+):(\d+)\)", dump)}
-    server_info = getattr(localhost, "ocsp.stapling.server_info")
-    info = dict(server_info(server="apache", apache_conf=str(server.conf_path), apache_server_root=str(folder))["localhost"])
+    info = run_module("ocsp.stapling.server_info", server="apache", apache_conf=str(server.conf_path), apache_server_root=str(folder))
     assert not info.get("failed"), info.get("msg")
     our_view = {(site["server_names"][0], os.path.basename(site["path"]), site["line"]) for site in info["sites"]}
     assert our_view == apache_view and len(our_view) == 3
@@ -244,7 +243,7 @@ def apache_listing(dump: str) -> set:
     (["SSL", "MACRO"], {"macro-a.test", "macro-b.test"}),
     (["SSL", "SSL_DEFAULT_VHOST"], {"localhost"}),
 ])
-def test_8_defines_and_macros_are_read_as_apache_reads_them(tmp_path, localhost, defines, names):
+def test_8_defines_and_macros_are_read_as_apache_reads_them(tmp_path, run_module, defines, names):
     """server_info with the defines the service starts Apache with lists exactly the virtual hosts `apache2 -D ... -S` lists,
     those made by macros included (at their Use lines)."""
     root = tmp_path / "apache2"
@@ -263,8 +262,7 @@ def test_8_defines_and_macros_are_read_as_apache_reads_them(tmp_path, localhost,
     flags = [word for name in defines for word in ("-D", name)]
     dump = subprocess.run(["apache2", "-d", str(root), "-f", str(conf)] + flags + ["-S"], capture_output=True, text=True, check=True).stdout
     apache_view = apache_listing(dump)
-    server_info = getattr(localhost, "ocsp.stapling.server_info")
-    info = dict(server_info(server="apache", apache_conf=str(conf), apache_server_root=str(root), apache_defines=defines)["localhost"])
+    info = run_module("ocsp.stapling.server_info", server="apache", apache_conf=str(conf), apache_server_root=str(root), apache_defines=defines)
     assert not info.get("failed"), info.get("msg")
     our_view = {(site["server_names"][0], site["path"], site["line"]) for site in info["sites"]}
     assert our_view == apache_view and {name for name, dummy, dummy in our_view} == names

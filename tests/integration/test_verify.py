@@ -1,7 +1,7 @@
 """ocsp.stapling.verify against the bench's real nginx, Apache and OCSP responder.
 
-Stapling is configured by hand here (the bench writes the configs); the module is called through
-pytest-ansible as a playbook task would call it, and once through the ansible CLI for check mode.
+Stapling is configured by hand here (the bench writes the configs); the module is called as a playbook
+task would call it (the run_module fixture), and once through the ansible CLI for check mode.
 """
 
 from __future__ import annotations
@@ -43,18 +43,17 @@ def stack(tmp_path_factory):
         yield {"bench": bench, "nginx": nginx, "apache": apache}
 
 
-def verify(localhost, **args):
+def verify(run_module, **args):
     """Call the module as a task would and return its result as a plain dict."""
-    result = getattr(localhost, "ocsp.stapling.verify")(**args)
-    return dict(result["localhost"])
+    return run_module("ocsp.stapling.verify", **args)
 
 
 def target(server, name):
     return {"host": "127.0.0.1", "port": server.port, "server_name": name}
 
 
-def test_nginx_staples_a_good_response(localhost, stack):
-    result = verify(localhost, targets=[target(stack["nginx"], "good.test")])
+def test_nginx_staples_a_good_response(run_module, stack):
+    result = verify(run_module, targets=[target(stack["nginx"], "good.test")])
     assert not result.get("failed"), result.get("msg")
     [site] = result["targets"]
     assert site["ok"] and site["stapled"] and site["cert_status"] == "good" and site["response_status"] == "successful"
@@ -66,16 +65,16 @@ def test_nginx_staples_a_good_response(localhost, stack):
     assert result["summary"]["ok"] == 1 and result["changed"] is False
 
 
-def test_apache_staples_a_good_response(localhost, stack):
-    result = verify(localhost, host="127.0.0.1", port=stack["apache"].port, server_name="good.test")
+def test_apache_staples_a_good_response(run_module, stack):
+    result = verify(run_module, host="127.0.0.1", port=stack["apache"].port, server_name="good.test")
     assert not result.get("failed"), result.get("msg")
     assert result["targets"][0]["ok"] and result["targets"][0]["cert_status"] == "good"
 
 
 @pytest.mark.parametrize("server", ["nginx", "apache"])
-def test_stapling_off_fails_with_no_staple(localhost, stack, server):
+def test_stapling_off_fails_with_no_staple(run_module, stack, server):
     started = time.monotonic()
-    result = verify(localhost, targets=[target(stack[server], "nostaple.test")], **FAST)
+    result = verify(run_module, targets=[target(stack[server], "nostaple.test")], **FAST)
     assert result["failed"]
     [site] = result["targets"]
     assert not site["ok"] and not site["stapled"] and site["attempts"] > 1
@@ -86,9 +85,9 @@ def test_stapling_off_fails_with_no_staple(localhost, stack, server):
     assert time.monotonic() - started < FAST["retry_budget"] + 10
 
 
-def test_must_staple_is_reported_and_its_absence_called_out(localhost, stack):
+def test_must_staple_is_reported_and_its_absence_called_out(run_module, stack):
     nginx = stack["nginx"]
-    result = verify(localhost, targets=[target(nginx, "strict.test"), target(nginx, "strict-off.test")], report_only=True, **FAST)
+    result = verify(run_module, targets=[target(nginx, "strict.test"), target(nginx, "strict-off.test")], report_only=True, **FAST)
     assert not result.get("failed")
     strict, strict_off = result["targets"]
     assert strict["ok"] and strict["must_staple"]
@@ -96,8 +95,8 @@ def test_must_staple_is_reported_and_its_absence_called_out(localhost, stack):
     assert result["summary"]["must_staple_broken"] == 1
 
 
-def test_certificate_without_ocsp_url_is_not_stapled(localhost, stack):
-    result = verify(localhost, targets=[target(stack["nginx"], "nourl.test")], report_only=True, **FAST)
+def test_certificate_without_ocsp_url_is_not_stapled(run_module, stack):
+    result = verify(run_module, targets=[target(stack["nginx"], "nourl.test")], report_only=True, **FAST)
     [site] = result["targets"]
     assert not site["ok"] and not site["stapled"] and site["certificate"]["ocsp_urls"] == []
     assert "no OCSP responder URL, so no server can staple it" in site["reason"]
@@ -106,21 +105,21 @@ def test_certificate_without_ocsp_url_is_not_stapled(localhost, stack):
     assert site["attempts"] == 1 and result["summary"]["not_applicable"] == 1
 
 
-def test_many_targets_in_one_call_keep_their_order(localhost, stack):
+def test_many_targets_in_one_call_keep_their_order(run_module, stack):
     nginx, apache = stack["nginx"], stack["apache"]
     targets = [target(nginx, "good.test"), target(apache, "nostaple.test"), target(apache, "good.test"), target(nginx, "strict.test")]
-    result = verify(localhost, targets=targets, report_only=True, concurrency=4, **FAST)
+    result = verify(run_module, targets=targets, report_only=True, concurrency=4, **FAST)
     assert [(t["port"], t["server_name"]) for t in result["targets"]] == [(t["port"], t["server_name"]) for t in targets]
     assert [t["ok"] for t in result["targets"]] == [True, False, True, True]
     assert result["summary"]["failed_targets"] == ["127.0.0.1:%d (nostaple.test)" % apache.port]
 
 
-def test_cold_nginx_succeeds_within_the_budget_after_several_attempts(localhost, stack):
+def test_cold_nginx_succeeds_within_the_budget_after_several_attempts(run_module, stack):
     bench = stack["bench"]
     cold = bench.nginx([Site("cold.test", bench.issue("cold.test"), default=True)], workers=2)
     cold.start()
     try:
-        result = verify(localhost, targets=[target(cold, "cold.test")], retry_budget=15)
+        result = verify(run_module, targets=[target(cold, "cold.test")], retry_budget=15)
     finally:
         cold.stop()
     assert not result.get("failed"), result.get("msg")
@@ -129,7 +128,7 @@ def test_cold_nginx_succeeds_within_the_budget_after_several_attempts(localhost,
 
 
 @pytest.mark.parametrize("server_kind", ["apache", "nginx"])
-def test_revoked_certificate_fails_with_revoked(localhost, stack, server_kind):
+def test_revoked_certificate_fails_with_revoked(run_module, stack, server_kind):
     bench = stack["bench"]
     name = "revoked-%s.test" % server_kind
     leaf = bench.issue(name)
@@ -137,7 +136,7 @@ def test_revoked_certificate_fails_with_revoked(localhost, stack, server_kind):
     server = getattr(bench, server_kind)([Site(name, leaf, default=True)])
     server.start()
     try:
-        result = verify(localhost, targets=[target(server, name)], retry_budget=2, retry_delay=0.2)
+        result = verify(run_module, targets=[target(server, name)], retry_budget=2, retry_delay=0.2)
     finally:
         server.stop()
     assert result["failed"] and "revoked" in result["msg"]
@@ -153,7 +152,7 @@ def test_revoked_certificate_fails_with_revoked(localhost, stack, server_kind):
 
 
 @pytest.mark.parametrize("server_kind", ["nginx", "apache"])
-def test_responder_down_fails_clearly_and_nothing_hangs(localhost, stack, server_kind):
+def test_responder_down_fails_clearly_and_nothing_hangs(run_module, stack, server_kind):
     bench = stack["bench"]
     # A responder that accepts connections and never answers: the worst case for a server fetching a staple.
     with socket.socket() as silent:
@@ -165,7 +164,7 @@ def test_responder_down_fails_clearly_and_nothing_hangs(localhost, stack, server
         server.start()
         try:
             started = time.monotonic()
-            result = verify(localhost, targets=[target(server, name)], retry_budget=2, retry_delay=0.2, timeout=2)
+            result = verify(run_module, targets=[target(server, name)], retry_budget=2, retry_delay=0.2, timeout=2)
             elapsed = time.monotonic() - started
         finally:
             server.stop()
@@ -180,22 +179,22 @@ def test_responder_down_fails_clearly_and_nothing_hangs(localhost, stack, server
     assert elapsed < 2 + 2 + 8, elapsed
 
 
-def test_connection_refused_is_reported_not_retried(localhost):
-    result = verify(localhost, host="127.0.0.1", port=free_port(), server_name="gone.test", retry_budget=30)
+def test_connection_refused_is_reported_not_retried(run_module):
+    result = verify(run_module, host="127.0.0.1", port=free_port(), server_name="gone.test", retry_budget=30)
     assert result["failed"]
     [site] = result["targets"]
     assert site["attempts"] == 1 and site["reason"].startswith("cannot connect")
 
 
-def test_bad_arguments_fail_with_a_clear_message(localhost):
-    result = verify(localhost, targets=[{"host": "127.0.0.1", "port": "https"}])
+def test_bad_arguments_fail_with_a_clear_message(run_module):
+    result = verify(run_module, targets=[{"host": "127.0.0.1", "port": "https"}])
     assert result["failed"] and result["msg"] == "targets[0] port 'https' is not a number"
-    result = verify(localhost, host="127.0.0.1", ca_file="/nonexistent/ca.pem")
+    result = verify(run_module, host="127.0.0.1", ca_file="/nonexistent/ca.pem")
     assert result["failed"] and "ca_file /nonexistent/ca.pem cannot be read" in result["msg"]
 
 
 def run_adhoc(args: dict, *extra: str) -> tuple[int, dict]:
-    """The ansible CLI, for what pytest-ansible cannot do (its check-mode flag does nothing)."""
+    """The ansible CLI, for what run_module cannot do: check mode (pytest-ansible's check-mode flag does nothing)."""
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="oneline", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     env.setdefault("ANSIBLE_PYTHON_INTERPRETER", sys.executable)
     completed = subprocess.run(

@@ -39,12 +39,12 @@ def bench(tmp_path_factory):
         server.stop()
 
 
-def verify(localhost, bench, data: bytes, **target) -> dict:
+def verify(run_module, bench, data: bytes, **target) -> dict:
     """verify's result for one target of the bench server while it staples ``data``."""
     bench["server"].staple(data)
     args = {"host": "127.0.0.1", "port": bench["server"].port, "server_name": "site.test", **target}
-    result = getattr(localhost, "ocsp.stapling.verify")(targets=[args], max_age=MAX_AGE, clock_skew=CLOCK_SKEW, **ONCE)
-    [site] = dict(result["localhost"])["targets"]
+    result = run_module("ocsp.stapling.verify", targets=[args], max_age=MAX_AGE, clock_skew=CLOCK_SKEW, **ONCE)
+    [site] = result["targets"]
     return site
 
 
@@ -66,56 +66,56 @@ def oracle(bench, data: bytes, leaf=None) -> tuple:
     return passes, output
 
 
-def agree(localhost, bench, data: bytes, expect_ok: bool, **target) -> dict:
-    site = verify(localhost, bench, data, **target)
+def agree(run_module, bench, data: bytes, expect_ok: bool, **target) -> dict:
+    site = verify(run_module, bench, data, **target)
     passes, output = oracle(bench, data)
     assert site["ok"] is expect_ok, site["reason"]
     assert passes is expect_ok, output
     return site
 
 
-def test_a_good_staple_passes_both(localhost, bench):
-    site = agree(localhost, bench, staples.build(bench["pki"], bench["site"].cert), True)
+def test_a_good_staple_passes_both(run_module, bench):
+    site = agree(run_module, bench, staples.build(bench["pki"], bench["site"].cert), True)
     assert site["certificate_matches"] is True and site["reason"].startswith("good, fresh staple")
 
 
-def test_next_update_before_this_update_fails_both(localhost, bench):
+def test_next_update_before_this_update_fails_both(run_module, bench):
     now = staples.now()
     data = staples.build(bench["pki"], bench["site"].cert, this_update=now - dt.timedelta(minutes=10), next_update=now - dt.timedelta(hours=2))
-    site = agree(localhost, bench, data, False)
+    site = agree(run_module, bench, data, False)
     assert "validity interval is inverted" in site["reason"] and site["cert_status"] is None
 
 
-def test_a_delegated_responder_that_expired_minutes_ago_fails_both(localhost, bench):
+def test_a_delegated_responder_that_expired_minutes_ago_fails_both(run_module, bench):
     now = staples.now()
     # Two minutes ago: well inside the 300 s clock-skew allowance, which is for thisUpdate/nextUpdate only.
     signer = staples.delegated_responder(bench["pki"], not_before=now - dt.timedelta(days=3), not_after=now - dt.timedelta(minutes=2))
-    site = agree(localhost, bench, staples.build(bench["pki"], bench["site"].cert, signer=signer), False)
+    site = agree(run_module, bench, staples.build(bench["pki"], bench["site"].cert, signer=signer), False)
     assert site["signer_kind"] == "unauthorised" and "is not valid now: it expired" in site["reason"]
 
 
-def test_a_current_delegated_responder_passes_both(localhost, bench):
+def test_a_current_delegated_responder_passes_both(run_module, bench):
     pki = bench["pki"]
-    site = agree(localhost, bench, staples.build(pki, bench["site"].cert, signer=(pki.responder_cert, pki.responder_key)), True)
+    site = agree(run_module, bench, staples.build(pki, bench["site"].cert, signer=(pki.responder_cert, pki.responder_key)), True)
     assert site["signer_kind"] == "delegated"
 
 
-def test_no_next_update_passes_while_young_and_fails_once_older_than_max_age(localhost, bench):
+def test_no_next_update_passes_while_young_and_fails_once_older_than_max_age(run_module, bench):
     now = staples.now()
     young = staples.build(bench["pki"], bench["site"].cert, this_update=now - dt.timedelta(hours=1), next_update=None)
-    site = agree(localhost, bench, young, True)
+    site = agree(run_module, bench, young, True)
     assert "no nextUpdate, accepted until" in site["reason"]
     old = staples.build(bench["pki"], bench["site"].cert, this_update=now - dt.timedelta(days=2), next_update=None)
-    site = agree(localhost, bench, old, False)
+    site = agree(run_module, bench, old, False)
     assert "it has no nextUpdate and its thisUpdate" in site["reason"] and "2d00h old" in site["reason"]
 
 
-def test_two_answers_that_contradict_each_other_fail(localhost, bench):
+def test_two_answers_that_contradict_each_other_fail(run_module, bench):
     pki, cert = bench["pki"], bench["site"].cert
     good_first = staples.two_answers(pki, cert, ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED)
     revoked_first = staples.two_answers(pki, cert, ocsp.OCSPCertStatus.REVOKED, ocsp.OCSPCertStatus.GOOD)
     for data in (good_first, revoked_first):
-        site = verify(localhost, bench, data)
+        site = verify(run_module, bench, data)
         assert not site["ok"] and "2 answers about the served certificate that contradict each other" in site["reason"]
     # The oracle reads the first answer only: its verdict flips with the order of the same two answers, which is
     # the contradiction itself. verify refuses both orders; openssl agrees that neither order can be trusted as good.
@@ -123,7 +123,7 @@ def test_two_answers_that_contradict_each_other_fail(localhost, bench):
     assert oracle(bench, revoked_first)[0] is False
 
 
-def test_an_unknown_cert_id_hash_fails_that_target_alone(localhost, bench):
+def test_an_unknown_cert_id_hash_fails_that_target_alone(run_module, bench):
     data = staples.unknown_cert_id_hash(bench["pki"], bench["site"].cert)
     passes, output = oracle(bench, data)
     assert not passes and "No Status found" in output
@@ -133,21 +133,21 @@ def test_an_unknown_cert_id_hash_fails_that_target_alone(localhost, bench):
     good_server.start()
     try:
         good_server.staple(staples.build(bench["pki"], bench["site"].cert))
-        result = getattr(localhost, "ocsp.stapling.verify")(targets=[
+        result = run_module("ocsp.stapling.verify", targets=[
             {"host": "127.0.0.1", "port": bench["server"].port, "server_name": "site.test"},
             {"host": "127.0.0.1", "port": good_server.port, "server_name": "site.test"},
         ], **ONCE)
     finally:
         good_server.stop()
-    unknown, good = dict(result["localhost"])["targets"]
+    unknown, good = result["targets"]
     assert not unknown["ok"] and "CertID hash algorithm that cannot be computed here" in unknown["reason"]
     assert good["ok"], good["reason"]
 
 
-def test_garbage_the_tls_library_refuses_is_named_as_such(localhost, bench):
+def test_garbage_the_tls_library_refuses_is_named_as_such(run_module, bench):
     passes, _output = oracle(bench, staples.GARBAGE)
     assert not passes
-    site = verify(localhost, bench, staples.GARBAGE)
+    site = verify(run_module, bench, staples.GARBAGE)
     assert not site["ok"] and site["stapled"]
     assert site["reason"].startswith("the server staples something that is not an OCSP response"), site["reason"]
     assert "TLS handshake failed" not in site["reason"]
@@ -155,25 +155,24 @@ def test_garbage_the_tls_library_refuses_is_named_as_such(localhost, bench):
     assert site["certificate"]["subject"] == "CN=site.test" and site["certificate_matches"] is True
 
 
-def test_another_sites_certificate_fails_even_with_a_good_staple_for_it(localhost, bench):
+def test_another_sites_certificate_fails_even_with_a_good_staple_for_it(run_module, bench):
     data = staples.build(bench["pki"], bench["site"].cert)
     # The staple is good for what the server serves: the oracle passes it for that certificate, and fails it for the
     # certificate the target expected (other.test), as verify fails the target.
     assert oracle(bench, data)[0] is True
     assert oracle(bench, data, leaf=bench["other"])[0] is False
-    by_name = verify(localhost, bench, data, server_name="other.test")
+    by_name = verify(run_module, bench, data, server_name="other.test")
     assert not by_name["ok"] and by_name["certificate_matches"] is False
     assert by_name["reason"].startswith("the server answered with another site's certificate ('site.test', for site.test, www.site.test")
     expected = bench["other"].cert.fingerprint(hashes.SHA256()).hex()
-    by_certificate = verify(localhost, bench, data, server_name="www.site.test", expected_certificates=[expected])
+    by_certificate = verify(run_module, bench, data, server_name="www.site.test", expected_certificates=[expected])
     assert not by_certificate["ok"] and "is not the certificate the site is configured with" in by_certificate["reason"]
-    right = verify(localhost, bench, data, server_name="www.site.test", expected_certificates=[Path(bench["site"].cert_path).read_text()])
+    right = verify(run_module, bench, data, server_name="www.site.test", expected_certificates=[Path(bench["site"].cert_path).read_text()])
     assert right["ok"] and right["certificate_matches"] is True
 
 
-def test_a_server_name_with_a_port_or_scheme_is_refused_with_the_fix(localhost, bench):
+def test_a_server_name_with_a_port_or_scheme_is_refused_with_the_fix(run_module, bench):
     for name in ("site.test:443", "https://site.test"):
-        result = getattr(localhost, "ocsp.stapling.verify")(
-            targets=[{"host": "127.0.0.1", "port": bench["server"].port, "server_name": name}], **ONCE)
-        result = dict(result["localhost"])
+        result = run_module("ocsp.stapling.verify",
+                            targets=[{"host": "127.0.0.1", "port": bench["server"].port, "server_name": name}], **ONCE)
         assert result["failed"] and "is not a host name" in result["msg"] and "write 'site.test'" in result["msg"]
