@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import _report
+
 REPO = Path(__file__).resolve().parents[1]
 COLLECTION = Path("ansible_collections", "ocsp", "stapling")
 # What a module needs at run time; galaxy.yml and meta/ make the snapshot a complete collection.
@@ -181,23 +183,28 @@ def load_average() -> str:
 
 
 def report(title: str, unit: str, sides: Sequence[Side], kinds: Sequence[str],
-           results: dict[int, dict[str, dict[str, list[float]]]], loads: tuple[str, str], out: Path) -> None:
-    """Print the markdown table (medians, ratio current / baseline), the raw rounds, and save them as JSON."""
+           results: dict[int, dict[str, dict[str, list[float]]]], loads: tuple[str, str], out: Path) -> str:
+    """Print the table (medians, ratio current / baseline) and the raw rounds, save them as JSON; return the table's Markdown."""
     baseline, current = (next(side for side in sides if side.name == name) for name in ("baseline", "current"))
     print("\n%s: baseline %s against current %s; load average (1, 5, 15 min) %s at the start, %s at the end"
           % (title, baseline.label, current.label, loads[0], loads[1]))
     header = [unit] + ["baseline %s" % kind for kind in kinds] + ["current %s" % kind for kind in kinds] \
         + ["%s current / baseline" % kind for kind in kinds]
-    print("\n| " + " | ".join(header) + " |")
-    print("|---" * len(header) + "|")
+    rows = []
     saved = {}
     for size, samples in results.items():
         mid = medians(samples)
         ratios = [mid[kind]["current"] / mid[kind]["baseline"] for kind in kinds]
-        print("| {:,} | ".format(size) + " | ".join("%.3f s" % mid[kind]["baseline"] for kind in kinds) + " | "
-              + " | ".join("%.3f s" % mid[kind]["current"] for kind in kinds) + " | "
-              + " | ".join("%.2fx" % ratio for ratio in ratios) + " |")
+        rows.append(["{:,}".format(size)] + ["%.3f s" % mid[kind]["baseline"] for kind in kinds]
+                    + ["%.3f s" % mid[kind]["current"] for kind in kinds] + ["%.2fx" % ratio for ratio in ratios])
         saved[size] = {"median": mid, "rounds": samples}
+    rounds = len(next(iter(next(iter(results.values())).values()))[baseline.name])
+    text = "%s: baseline `%s` against current `%s`, %d interleaved rounds (the side that goes first alternates), median.\n\n" % (
+        title, baseline.label, current.label, rounds) + _report.table(header, rows)
+    spans = ["%s %s %s %.1fx" % ("{:,}".format(size), kind, name, max(values) / min(values))
+             for size, samples in results.items() for kind in kinds for name, values in samples[kind].items()]
+    text += "\n\nSpread of one side's rounds (slowest / fastest): " + ", ".join(spans) + "."
+    print("\n" + text)
     print("\nRounds (seconds, in the order taken):")
     for size, samples in results.items():
         for kind in kinds:
@@ -206,3 +213,4 @@ def report(title: str, unit: str, sides: Sequence[Side], kinds: Sequence[str],
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"baseline": baseline.label, "current": current.label, "load_average": loads,
                                "results": saved}, indent=2))
+    return text

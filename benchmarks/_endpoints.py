@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,21 +42,40 @@ def collection_env() -> dict:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("ANSIBLE_COLLECTIONS_PATH"), os.environ.get("PYTHONPATH")])))
 
 
+# Started between the benchmark and each tool, because Linux's peak RSS of a child carries the high-water mark of the
+# process it was forked from: the benchmark itself holds thousands of certificates and sslyze's JSON, so its children
+# would all report at least its size. This launcher is small (about 10 MiB, the floor of every figure, see
+# launcher_floor_mib); it times the tool, waits for it and writes wall time, peak RSS (KiB), CPU seconds and status.
+LAUNCHER = """import json, os, sys, time
+started = time.monotonic()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+status, usage = os.wait4(pid, 0)[1:]
+elapsed = time.monotonic() - started
+with open(sys.argv[1], "w") as stream:
+    json.dump([elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status)], stream)
+"""
+
+
 def measured(argv: list, env: dict | None = None, stdin_text: str | None = None) -> Run:
     """Run argv; return its wall time, the peak RSS of its largest waited-for process, its CPU time and its output."""
-    started = time.monotonic()
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile(suffix=".json") as figures:
         stdin = subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL
-        with subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=subprocess.STDOUT, env=env) as process:
+        with subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, figures.name, *argv],
+                              stdin=stdin, stdout=out, stderr=subprocess.STDOUT, env=env) as process:
             if stdin_text is not None:
                 process.stdin.write(stdin_text.encode())
                 process.stdin.close()
-            # Reaped here rather than by Popen, because wait4 also yields the rusage (peak RSS, CPU) of the child.
-            status, usage = os.wait4(process.pid, 0)[1:]
-            process.returncode = os.waitstatus_to_exitcode(status)
-        elapsed = time.monotonic() - started
+        if process.returncode != 0:
+            out.seek(0)
+            raise SystemExit("the launcher of %s failed: %s" % (argv[0], out.read().decode(errors="replace")[-2000:]))
+        elapsed, max_rss_kib, cpu_seconds, _status = json.loads(Path(figures.name).read_text())
         out.seek(0)
-        return Run(elapsed, usage.ru_maxrss / 1024, out.read().decode(errors="replace"), usage.ru_utime + usage.ru_stime)
+        return Run(elapsed, max_rss_kib / 1024, out.read().decode(errors="replace"), cpu_seconds)
+
+
+def launcher_floor_mib() -> float:
+    """The peak RSS the launcher reports for a tool that needs next to nothing (``true``): no figure can be below it."""
+    return measured(["true"]).peak_rss_mib
 
 
 def issue(bench: Bench, names: list) -> list:

@@ -6,6 +6,9 @@ Use, from any script in benchmarks/ (the folder of the running script is on ``sy
 
     _report.write_section("verify-endpoints", markdown)
 
+``table(headers, rows)`` makes the Markdown of a table from a list of headers and rows of cells (any
+value; write figures as text with their unit, e.g. ``"%.2f s" % seconds``).
+
 ``write_section(name, markdown, command=None, title=None)`` replaces what is between the two
 markers of ``name`` in BENCHMARKS.md::
 
@@ -132,6 +135,13 @@ def replace_section(text: str, name: str, body: str, title: str | None, where: s
         raise ValueError("%s: the markers of section %r must be one %s followed by one %s (found %s); "
                          "fix or delete them by hand and run the benchmark again" % (where, name, begin, end, found))
     return "".join(lines[:begins[0] + 1]) + body.rstrip("\n") + "\n" + "".join(lines[ends[0]:])
+
+
+def table(headers: list, rows: list) -> str:
+    """A Markdown table: one line of ``headers``, then one line per row of cells."""
+    lines = ["| " + " | ".join(str(cell) for cell in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def write_section(name: str, markdown: str, command: str | None = None, title: str | None = None) -> Path:

@@ -20,6 +20,8 @@ REV against the working tree's (or ``--current REV2``'s), check and apply, inter
 
 from __future__ import annotations
 
+import _report  # first: the load average at import is the start of the run
+
 import argparse
 import json
 import os
@@ -135,19 +137,34 @@ def main() -> int:
             results[vhosts] = {name: round(statistics.median(values), 4) for name, values in rows.items()}
             print(vhosts, json.dumps(results[vhosts]), flush=True)
 
-    sizes = options.vhosts
-    print("\n| virtual hosts | " + " | ".join(results[sizes[0]]) + " | check / apache2 -S |")
-    print("|---" * (len(results[sizes[0]]) + 2) + "|")
-    for vhosts in sizes:
-        row = results[vhosts]
-        print("| %d | " % vhosts + " | ".join("%.3f s" % value for value in row.values()) + " | %.2fx |" % (row["apache_stapling check"] / row["apache2 -S"]))
-    if len(sizes) > 1:
-        first, last = results[sizes[0]], results[sizes[-1]]
-        print("\nGrowth from %d to %d virtual hosts (x%.1f): " % (sizes[0], sizes[-1], sizes[-1] / sizes[0])
-              + ", ".join("%s x%.2f" % (name, last[name] / first[name]) for name in first))
+    text = markdown(results, options.vhosts, options.rounds)
+    print("\n" + text)
     (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
     (REPO / "benchmarks" / "results" / "apache_edit.json").write_text(json.dumps(results, indent=2))
+    _report.write_section("apache-edit", text)
     return 0
+
+
+def markdown(results: dict, sizes: list, rounds: int) -> str:
+    headers = ["virtual hosts", "apache_stapling check", "apache_stapling apply", "apply / check", "apache2 -S",
+               "our parse (in process)", "check / apache2 -S", "our parse / apache2 -S"]
+    rows = []
+    for vhosts in sizes:
+        row = results[vhosts]
+        rows.append(["{:,}".format(vhosts), "%.3f s" % row["apache_stapling check"], "%.3f s" % row["apache_stapling apply"],
+                     "%.2fx" % (row["apache_stapling apply"] / row["apache_stapling check"]), "%.3f s" % row["apache2 -S"],
+                     "%.3f s" % row["load only (in process)"], "%.2fx" % (row["apache_stapling check"] / row["apache2 -S"]),
+                     "%.2fx" % (row["load only (in process)"] / row["apache2 -S"])])
+    text = "Median of %d rounds.\n\n" % rounds + _report.table(headers, rows)
+    text += "\n\n- **Apply / check: %s** (issue 16's goal: at most 1.3x)." % ", ".join(
+        "%.2fx at %s virtual hosts" % (results[vhosts]["apache_stapling apply"] / results[vhosts]["apache_stapling check"], "{:,}".format(vhosts))
+        for vhosts in sizes)
+    for smaller, larger in zip(sizes, sizes[1:]):
+        low, high = results[smaller], results[larger]
+        text += "\n- Growth from %s to %s virtual hosts (x%.1f): %s." % (
+            "{:,}".format(smaller), "{:,}".format(larger), larger / smaller,
+            ", ".join("%s x%.2f" % (name.replace("load only", "our parse"), high[name] / low[name]) for name in low))
+    return text
 
 
 def compare(options: argparse.Namespace) -> int:
@@ -177,8 +194,9 @@ def compare(options: argparse.Namespace) -> int:
                 measure(side, "check")
             results[vhosts] = _compare.interleaved(options.rounds, sides, ("check", "apply"), measure)
             print(vhosts, json.dumps(_compare.medians(results[vhosts])), flush=True)
-        _compare.report("apache_stapling", "virtual hosts", sides, ("check", "apply"), results,
-                        (load_at_start, _compare.load_average()), REPO / "benchmarks" / "results" / "apache_edit_compare.json")
+        text = _compare.report("apache_stapling", "virtual hosts", sides, ("check", "apply"), results,
+                               (load_at_start, _compare.load_average()), REPO / "benchmarks" / "results" / "apache_edit_compare.json")
+    _report.write_section("apache-edit-compare", text, title="apache_stapling against a git revision (make benchmark-compare)")
     return 0
 
 

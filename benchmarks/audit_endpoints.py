@@ -60,8 +60,12 @@ def ansible_playbook(argv: list, env: dict) -> _endpoints.Run:
     return _endpoints.measured([str(Path(sys.executable).parent / "ansible-playbook"), *argv], env=dict(env, ANSIBLE_NOCOLOR="1"))
 
 
-def audit_run(inventory: Path, reports: Path, env: dict) -> tuple:
-    run = ansible_playbook(["-i", str(inventory), str(AUDIT), "-e", "audit_report_dir=%s" % reports], env)
+def audit_run(inventory: Path, reports: Path, env: dict, task_times: list) -> tuple:
+    times = reports.parent / "task-times.json"
+    profiled = dict(env, ANSIBLE_CALLBACK_PLUGINS=str(REPO / "benchmarks" / "callback_plugins"), ANSIBLE_CALLBACKS_ENABLED="task_times",
+                    BENCHMARK_TASK_TIMES=str(times))
+    run = ansible_playbook(["-i", str(inventory), str(AUDIT), "-e", "audit_report_dir=%s" % reports], profiled)
+    task_times.append(json.loads(times.read_text()))
     try:
         rows = json.loads((reports / "audit.json").read_text())["rows"]
     except (OSError, ValueError, KeyError):
@@ -79,7 +83,7 @@ def verify_step_run(inventory: Path, env: dict) -> tuple:
     return run, sum(int(ok) for ok in summaries)
 
 
-def markdown(results: dict, endpoints: int, rounds: int) -> str:
+def markdown(results: dict, endpoints: int, rounds: int, task_times: list) -> str:
     audit = results[AUDIT_TOOL]["seconds"]
     lines = ["%d endpoints on 2 hosts, %d rounds (tools taking turns), median wall time:" % (endpoints, rounds), "",
              "| tool | median wall time | peak RSS | good staples found | time / audit |", "|---|---|---|---|---|"]
@@ -96,6 +100,14 @@ def markdown(results: dict, endpoints: int, rounds: int) -> str:
         lines.append("- **Against sslyze: the audit takes %.2fx sslyze's time** (%s), and the audit's verify call %.2fx; "
                      "sslyze reports the status of each staple, the audit judges the site, its certificate and the staple and writes the reports."
                      % (audit / sslyze, "faster" if audit < sslyze else "slower", call / sslyze))
+    # Where the audit's time goes: each task's median over the rounds (task_times: one {task: seconds} per round).
+    tasks = {name: statistics.median(times.get(name, 0.0) for times in task_times) for name in task_times[0]}
+    total = sum(tasks.values())
+    slowest = sorted(tasks.items(), key=lambda item: -item[1])[:6]
+    lines.append("- Where the audit's time goes (each task's wall time, start to the next task's start, median of the rounds; "
+                 "`benchmarks/callback_plugins/task_times.py`): " + "; ".join(
+                     "%s %.2f s (%.0f %%)" % (name.split(" : ", 1)[-1], seconds, 100 * seconds / total) for name, seconds in slowest)
+                 + "; the rest %.2f s." % (total - sum(seconds for name, seconds in slowest)))
     return "\n".join(lines)
 
 
@@ -122,9 +134,10 @@ def main() -> int:
         inventory = write_inventory(folder / "inventory.yml", hosts)
         # The audit's verify call, with the audit's own options (roles/audit/defaults/main.yml).
         call_targets = [dict(target, expected_certificates=[]) for target in targets]
+        task_times: list = []
 
         tools = {
-            AUDIT_TOOL: lambda: audit_run(inventory, folder / "reports", env),
+            AUDIT_TOOL: lambda: audit_run(inventory, folder / "reports", env, task_times),
             STEP_TOOL: lambda: verify_step_run(inventory, env),
             CALL_TOOL: lambda: _endpoints.verify_module(call_targets, folder, env, concurrency=32, retry_budget=10, timeout=5, report_only=True),
         }
@@ -140,7 +153,7 @@ def main() -> int:
                       "peak_rss_mib": round(max(run.peak_rss_mib for run, good in rounds), 1),
                       "good_staples": min(good for run, good in rounds),
                       "rounds": [round(run.seconds, 3) for run, good in rounds]} for name, rounds in runs.items()}
-    text = markdown(results, len(targets), options.rounds)
+    text = markdown(results, len(targets), options.rounds, task_times)
     print("\n" + text)
     (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
     (REPO / "benchmarks" / "results" / "audit_endpoints.json").write_text(json.dumps(

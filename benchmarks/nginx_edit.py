@@ -20,6 +20,8 @@ REV against the working tree's (or ``--current REV2``'s), check and apply, inter
 
 from __future__ import annotations
 
+import _report  # first: the load average at import is the start of the run
+
 import argparse
 import json
 import os
@@ -138,20 +140,38 @@ def main() -> int:
             results[servers] = {name: round(statistics.median(values), 4) for name, values in rows.items()}
             print(servers, json.dumps(results[servers]), flush=True)
 
-    sizes = options.servers
-    print("\n| server blocks | " + " | ".join(results[sizes[0]]) + " | check / crossplane parse |")
-    print("|---" * (len(results[sizes[0]]) + 2) + "|")
-    for servers in sizes:
-        row = results[servers]
-        print("| %d | " % servers + " | ".join("%.3f s" % value for value in row.values())
-              + " | %.2fx |" % (row["nginx_stapling check"] / row["crossplane parse"]))
-    if len(sizes) > 1:
-        first, last = results[sizes[0]], results[sizes[-1]]
-        print("\nGrowth from %d to %d server blocks (x%.1f): " % (sizes[0], sizes[-1], sizes[-1] / sizes[0])
-              + ", ".join("%s x%.2f" % (name, last[name] / first[name]) for name in first))
+    text = markdown(results, options.servers, options.rounds)
+    print("\n" + text)
     (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
     (REPO / "benchmarks" / "results" / "nginx_edit.json").write_text(json.dumps(results, indent=2))
+    _report.write_section("nginx-edit", text)
     return 0
+
+
+def markdown(results: dict, sizes: list, rounds: int) -> str:
+    headers = ["server blocks", "nginx_stapling check", "nginx_stapling apply", "apply / check", "crossplane parse (CLI)",
+               "our parse (in process)", "crossplane.parse (in process)", "check / crossplane parse (CLI)", "our parse / crossplane.parse"]
+    rows = []
+    for servers in sizes:
+        row = results[servers]
+        rows.append(["{:,}".format(servers), "%.3f s" % row["nginx_stapling check"], "%.3f s" % row["nginx_stapling apply"],
+                     "%.2fx" % (row["nginx_stapling apply"] / row["nginx_stapling check"]), "%.3f s" % row["crossplane parse"],
+                     "%.3f s" % row["load only (in process)"], "%.3f s" % row["crossplane.parse (in process)"],
+                     "%.2fx" % (row["nginx_stapling check"] / row["crossplane parse"]),
+                     "%.2fx" % (row["load only (in process)"] / row["crossplane.parse (in process)"])])
+    text = "Median of %d rounds.\n\n" % rounds + _report.table(headers, rows)
+    first = results[sizes[0]]
+    text += "\n\n- **Parsing: %.1fx faster than crossplane** (in process, same tree, %s blocks)." % (
+        first["crossplane.parse (in process)"] / first["load only (in process)"], "{:,}".format(sizes[0]))
+    text += "\n- **Apply / check: %s** (issue 16's goal: at most 1.3x)." % ", ".join(
+        "%.2fx at %s blocks" % (results[servers]["nginx_stapling apply"] / results[servers]["nginx_stapling check"], "{:,}".format(servers))
+        for servers in sizes)
+    for smaller, larger in zip(sizes, sizes[1:]):
+        low, high = results[smaller], results[larger]
+        text += "\n- Growth from %s to %s blocks (x%.1f): %s." % (
+            "{:,}".format(smaller), "{:,}".format(larger), larger / smaller,
+            ", ".join("%s x%.2f" % (name.replace("load only", "our parse"), high[name] / low[name]) for name in low))
+    return text
 
 
 def compare(options: argparse.Namespace) -> int:
@@ -177,8 +197,9 @@ def compare(options: argparse.Namespace) -> int:
                 measure(side, "check")
             results[servers] = _compare.interleaved(options.rounds, sides, ("check", "apply"), measure)
             print(servers, json.dumps(_compare.medians(results[servers])), flush=True)
-        _compare.report("nginx_stapling", "server blocks", sides, ("check", "apply"), results,
-                        (load_at_start, _compare.load_average()), REPO / "benchmarks" / "results" / "nginx_edit_compare.json")
+        text = _compare.report("nginx_stapling", "server blocks", sides, ("check", "apply"), results,
+                               (load_at_start, _compare.load_average()), REPO / "benchmarks" / "results" / "nginx_edit_compare.json")
+    _report.write_section("nginx-edit-compare", text, title="nginx_stapling against a git revision (make benchmark-compare)")
     return 0
 
 

@@ -46,7 +46,7 @@ def adhoc_run(targets: list, env: dict) -> tuple:
     return run, int(match.group(1)) if match else 0
 
 
-def markdown(results: dict, endpoints: int, rounds: int) -> str:
+def markdown(results: dict, endpoints: int, rounds: int, floor: float) -> str:
     module, adhoc = results[MODULE_TOOL]["seconds"], results[ADHOC_TOOL]["seconds"]
     lines = ["%d endpoints, %d rounds (tools taking turns), median wall time:" % (endpoints, rounds), "",
              "| tool | median wall time | peak RSS | good staples found | time / verify (module) | time / verify (ad hoc) |",
@@ -66,6 +66,8 @@ def markdown(results: dict, endpoints: int, rounds: int) -> str:
                      % ("met" if sslyze["seconds"] > module else "not met", sslyze["seconds"] / module, sslyze["seconds"] / adhoc,
                         100 * results[MODULE_TOOL]["peak_rss_mib"] / sslyze["peak_rss_mib"]))
     lines.append("- Per endpoint: verify (module) %.1f ms, s_client loop %.1f ms." % (1000 * module / endpoints, 1000 * s_client / endpoints))
+    lines.append("- Peak RSS: the largest process of each tool, measured from a launcher of %.0f MiB, the floor of every figure "
+                 "(`_endpoints.measured`)." % floor)
     return "\n".join(lines)
 
 
@@ -103,7 +105,7 @@ def main() -> int:
             print("%-34s %8.3f s  %7.1f MiB  %d/%d good" % (name, figures["seconds"], figures["peak_rss_mib"], figures["good_staples"], len(targets)),
                   flush=True)
 
-    text = markdown(results, len(targets), options.rounds)
+    text = markdown(results, len(targets), options.rounds, _endpoints.launcher_floor_mib())
     print("\n" + text)
     (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
     (REPO / "benchmarks" / "results" / "verify_endpoints.json").write_text(json.dumps(

@@ -132,7 +132,7 @@ async def serve(listen: list[tuple[str, int]], upstream: tuple[str, int], rtt: f
 
 
 def _address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
+    host, port = text.rpartition(":")[::2]
     if not host or not port.isdigit():
         raise argparse.ArgumentTypeError("%r: write HOST:PORT, e.g. 127.0.1.1:8443" % text)
     return host, int(port)

@@ -35,7 +35,7 @@ def echo() -> Iterator[int]:
     def serve() -> None:
         while not stop.is_set():
             try:
-                connection, _ = listener.accept()
+                connection = listener.accept()[0]
             except OSError:
                 return
             with connection:
