@@ -19,7 +19,7 @@ markers of ``name`` in BENCHMARKS.md::
 - ``name``: lower case letters, digits and dashes (``nginx-edit``, ``fleet-converge``); one per table.
 - ``markdown``: the table and the ratios, as the script computed them; written as given.
 - ``command``: the exact command that produced the figures; by default the running one, rebuilt from
-  ``sys.argv`` with the environment variables the benchmarks read (``PYTHONPATH``,
+  ``sys.argv`` with the environment variables the benchmarks read (``ANSIBLE_COLLECTIONS_PATH``, ``PYTHONPATH``,
   ``BENCHMARK_PYTHON``), paths relative to the repository.
 - ``title``: the ``## `` heading used only when the markers are not in the file yet; the section is
   then appended at the end. Prose kept outside the markers (setup, what the peers do) is never
@@ -48,7 +48,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # Environment variables the benchmark scripts read; the command shown must carry them to be re-runnable.
-COMMAND_ENV = ("PYTHONPATH", "BENCHMARK_PYTHON")
+COMMAND_ENV = ("ANSIBLE_COLLECTIONS_PATH", "PYTHONPATH", "BENCHMARK_PYTHON")
 
 STARTED = time.time()
 STARTED_LOAD = os.getloadavg()
