@@ -52,10 +52,11 @@ def test_write_section_adds_date_machine_load_and_command(tmp_path: Path, monkey
 
 def test_the_default_command_is_the_running_one_relative_to_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", [str(_report.REPO / "benchmarks" / "verify_endpoints.py"), "--rounds", "3"])
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(_report.REPO / ".build" / "collections"))
     monkeypatch.setenv("PYTHONPATH", "tests")
     monkeypatch.delenv("BENCHMARK_PYTHON", raising=False)
     command = _report.running_command()
-    assert command.startswith("PYTHONPATH=tests ") and command.endswith(" benchmarks/verify_endpoints.py --rounds 3")
+    assert command.startswith("ANSIBLE_COLLECTIONS_PATH=.build/collections PYTHONPATH=tests ") and command.endswith(" benchmarks/verify_endpoints.py --rounds 3")
     assert str(_report.REPO) not in command.replace(sys.executable, "")
 
 
