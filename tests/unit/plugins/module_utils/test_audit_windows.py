@@ -229,12 +229,13 @@ def test_rows_are_judged_by_the_audit_like_nginx_and_apache_sites(info):
     verdicts = {path: preflight(entry, candidates=info["bundles"]) for path, entry in info["certificates"].items()}
     targets = {(target["port"], target["server_name"]): target for target in verify_site_targets(info["sites"], ADDRESS, None, info["certificates"])}
     ders = {item["thumbprint"][:4]: base64.b64decode(item["der"]) for item in read()["certificates"]}
+    no_url = served(targets[(9443, ADDRESS)], ders["43CE"], False)
+    no_url["certificate"]["ocsp_urls"] = []
     results = [
         served(targets[(443, "shop.example.com")], ders["74AF"], True),
         served(targets[(443, "www.example.com")], ders["74AF"], False),  # the flag is Set: nothing stapled
         served(targets[(8443, "api.example.com")], ders["FCC7"], False, must_staple=True),
-        dict(served(targets[(9443, ADDRESS)], ders["43CE"], False), certificate=dict(served(targets[(9443, ADDRESS)], ders["43CE"], False)["certificate"],
-                                                                                      ocsp_urls=[])),
+        no_url,
         served(targets[(443, "ccs.example.com")], ders["74AF"], False),
     ]
     rows = audit_rows([info], "win1", ADDRESS, verdicts, results, now=NOW) + refused_rows("win1", info)
