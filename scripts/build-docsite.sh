@@ -9,10 +9,11 @@
 # 2. antsibull-docs collection: one RST page per plugin and role, plus the indexes; any documentation it
 #    cannot parse fails the build (--fail-on-error) instead of becoming an error page;
 # 3. sphinx-build -n -W: every cross-reference between the pages resolves, every warning is an error
-#    (docs/sphinx/conf.py says which references into Ansible's own site are left to step 1).
+#    (references into Ansible's own site, proven by step 1, are linked by docs/sphinx/conf.py).
 #
 # Needs ANSIBLE_COLLECTIONS_PATH to hold this collection and its dependencies (the Makefile exports it).
-# Takes about 25 s of CPU, under a minute on an idle machine.
+# Takes about 20 s of CPU (most of it ansible-doc, run by both antsibull-docs steps); 50 to 80 s
+# on the 2-core CI machine while other jobs run.
 #
 # Usage: scripts/build-docsite.sh [BIN]   (BIN: folder of antsibull-docs and sphinx-build; default: from PATH)
 set -euo pipefail
