@@ -52,6 +52,20 @@ options:
         that reason for every site of such a certificate instead of V(not handled)."
     type: dict
     default: {}
+  dead_configuration:
+    description:
+      - "Maps certificate paths that can never be stapled (no OCSP URL, self-signed: the certificates whose preflight
+        RV(ocsp.stapling.preflight#filter:_value.can_never_staple) is true) to why. With O(state=present), every TLS
+        site that has stapling on and serves only such certificates gets it turned off (nginx C(ssl_stapling off),
+        Apache C(SSLUseStapling off)): dead configuration, which makes nginx warn that C(ssl_stapling) is ignored on every
+        reload and Apache log an error on every start. Only that flag changes, never what a site trusts; the change is
+        made, tested and rolled back like every other edit and marked, so O(state=absent) takes it back."
+      - "A site keeps stapling on, with the reason in RV(outcomes), when its configuration names its own responder
+        (nginx C(ssl_stapling_responder), Apache C(SSLStaplingForceURL)), when the line is shared with a site that
+        keeps it, or when it is the text of an Apache macro."
+      - Empty (the default) leaves dead configuration as it is.
+    type: dict
+    default: {}
   state:
     description: V(present) turns stapling on; V(absent) removes what this module added and restores what it changed.
     type: str

@@ -52,7 +52,8 @@ from functools import cached_property
 
 from ._configtext import (MARKER, MAX_CONFIG_BYTES, MAX_NESTING, ConfigError, check_bom, collector_paused, depth_of, indent_at, newline_before,
                           nesting_error, read_text, sorted_glob, unreadable_hint)
-from ._dialect import ConfigFile, Dialect, Loader, SiteNotApplicable, SiteRefused, SplicePlan, by_name, chosen_sites, flag, include_paths, sites_at, walk, written
+from ._dialect import (ConfigFile, Dialect, Loader, SiteNotApplicable, SiteRefused, SplicePlan, by_name, chosen_sites, flag, include_paths,
+                       sites_at, walk, written)
 from ._dialect import Directive as BaseDirective
 from ._dialect import Site as BaseSite
 
@@ -700,6 +701,7 @@ class ApacheConfig:
             chain_file=path_of("sslcertificatechainfile"),
             stapling=flag(scopes, "sslusestapling"),
             stapling_written=written(scopes, "sslusestapling"),
+            stapling_responder=last("sslstaplingforceurl"),
             verifies_clients=verifies,
             uses_variables=False,
             ssl_ca_certificate_file=path_of("sslcacertificatefile"),
@@ -831,6 +833,21 @@ class _Plan(SplicePlan):
                 source = "the chain in SSLCertificateFile"
             self.note(site, "keep the CA set (the site verifies client certificates): Apache finds the issuer in %s" % source)
         return wanted
+
+    def off_lines(self, site: Site) -> list:
+        if site.md_stapling:
+            raise SiteRefused("stapling stays on: mod_md staples this certificate (MDStapling on), not SSLUseStapling")
+        if site.macro:
+            raise SiteRefused("stapling stays on: this VirtualHost is the text of %s, shared by every Use of it, and the collection "
+                              "never edits a macro; set SSLUseStapling off there by hand" % site.macro.where())
+        found = by_name(_effective(site.directive.block)).get("sslusestapling")
+        if found and self.current(found).macro:
+            raise SiteRefused("stapling stays on: its SSLUseStapling comes from %s, and the collection never edits a macro" % (
+                self.current(found).macro.where()))
+        return [("SSLUseStapling", ["off"])]
+
+    def reach(self, site: Site):
+        return _deep(site.directive.block)
 
     def same(self, key: str, current: list, wanted: list) -> bool:
         if key == "sslcacertificatefile":
@@ -992,7 +1009,7 @@ def _check_contexts(config: ApacheConfig) -> None:
 
 
 def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_spec: str, state: str = "present",
-                  keep_cache: bool = False, not_applicable: dict | None = None) -> tuple:
+                  keep_cache: bool = False, not_applicable: dict | None = None, dead: dict | None = None) -> tuple:
     """(edits, summary, outcomes) of one plan.
 
     edits: {real path: new text, or None to delete the file}, only for files that change.
@@ -1003,24 +1020,28 @@ def plan_stapling(config: ApacheConfig, chains: dict, *, cache_path: str, cache_
     (only when a site is chosen: no site, no cache). absent: undo what present did, in every loaded
     file; delete ``cache_path`` if it holds only what present wrote, unless ``keep_cache``.
     summary: [{path, line, index, server_names, changes: [...]}]. outcomes: the one outcome of every
-    TLS site; ``not_applicable`` maps certificate paths to why they cannot be stapled.
+    TLS site; ``not_applicable`` maps certificate paths to why they cannot be stapled; ``dead`` those that
+    never can be, whose sites get ``SSLUseStapling off`` where it is on (``SplicePlan.remove_dead``).
     """
     with collector_paused():
-        return _planned(config, chains, cache_path, cache_spec, state, keep_cache).result(config.sites(), not_applicable)
+        return _planned(config, chains, cache_path, cache_spec, state, keep_cache, dead).result(config.sites(), not_applicable)
 
 
-def _planned(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: str, state: str, keep_cache: bool) -> _Plan:
+def _planned(config: ApacheConfig, chains: dict, cache_path: str, cache_spec: str, state: str, keep_cache: bool,
+             dead: dict | None = None) -> _Plan:
     plan = _Plan(config, state)
     if state == "present":
         _check_contexts(config)
         for site, chain in chosen_sites(config.sites(), chains):
             plan.present(site, chain)
+        if dead:
+            plan.remove_dead(config.sites(), dead)
         plan.insert_ops()
         # The cache serves the sites this run staples (or that staple already): none, no cache.
         if any(site not in plan.refused for site in plan.chosen):
             plan.present_cache(cache_path, cache_spec)
     elif state == "absent":
-        reached = sites_at(config.sites(), lambda site: _deep(site.directive.block))
+        reached = sites_at(config.sites(), plan.reach)
         # keep_cache: Apache 2.4.71 falls back to a default stapling cache where socache_shmcb stays loaded, and a
         # graceful (or SIGHUP) restart that goes from an explicit SSLStaplingCache to that default cannot allocate its
         # segment and exits (measured). Without SSLUseStapling the directive does nothing, so keeping it is safe.
@@ -1070,9 +1091,9 @@ class ApacheDialect(Dialect):
         return ApacheConfig.load(self.conf_path, reader=self.reader, server_root=self.server_root, env=self.env, defines=self.defines,
                                  modules=self.modules)
 
-    def plan(self, config: ApacheConfig, chains: dict, state: str, not_applicable: dict | None = None) -> tuple:
+    def plan(self, config: ApacheConfig, chains: dict, state: str, not_applicable: dict | None = None, dead: dict | None = None) -> tuple:
         with collector_paused():
-            plan = _planned(config, chains, self.cache_path, self.cache_spec, state, self.keep_cache)
+            plan = _planned(config, chains, self.cache_path, self.cache_spec, state, self.keep_cache, dead)
             self.cache_in_use = plan.cache_in_use
             return plan.result(config.sites(), not_applicable)
 

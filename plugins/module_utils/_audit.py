@@ -221,8 +221,12 @@ def _judge(row: dict, site: dict, preflight: dict, result: dict | None) -> tuple
     if served == NOT_CHECKED and stapling == "on":
         return NOT_AUDITED, "the site has no TCP port to check (a unix socket, a QUIC listener or Apache's *)", "check it by hand"
     if stapling == "on" and cannot:
-        return DEAD, "stapling is on, but %s" % cannot, (
-            "remove the stapling directives of this site (they can never work), or renew it with a certificate that carries an OCSP URL")
+        if (preflight or {}).get("can_never_staple") or row["ocsp_url"] == "none":
+            action = ("turn it off with the enable role and %s_stapling_dead_configuration=remove (it can never work), or renew with a "
+                      "certificate that carries an OCSP URL" % ("apache" if row["server"] == "apache" else "nginx"))
+        else:
+            action = "fix what the reason says, and stapling works again"
+        return DEAD, "stapling is on, but %s" % cannot, action
     if stapling == "on":
         return FAILING, why, _failing_action(served, result)
     if cannot:

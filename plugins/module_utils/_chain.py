@@ -155,6 +155,8 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
         "chain": [],
         "chain_pem": "",
         "eligible": False,
+        # No OCSP URL, or self-signed: no renewal of the same certificate nor a CA bundle on the host changes that.
+        "can_never_staple": False,
         "status": "error",
         "reason": "",
         "warnings": [],
@@ -230,7 +232,7 @@ def preflight(cert_pem: str, cert_source: str, candidate_pems: list = (), now: d
             iso_time(not_after), days_left, min_days))
 
     if blockers:
-        result.update(status="not_applicable", reason=blockers[0])
+        result.update(status="not_applicable", reason=blockers[0], can_never_staple=not urls or _is_self_signed(leaf))
     else:
         result.update(status="eligible", eligible=True, reason="can be stapled: OCSP responder %s, chain %s" % (
             urls[0], " -> ".join(repr(short_name(cert.subject)) for cert in chain)))

@@ -99,6 +99,9 @@ class Site:
     # Whether a scope in effect writes that directive at all: "off" as written and "absent" (the
     # server's default) read the same to the server, but not to an auditor of the configuration.
     stapling_written: bool
+    # The OCSP responder the configuration names in place of the certificate's (nginx ssl_stapling_responder,
+    # Apache SSLStaplingForceURL), or None: with one, a certificate without an OCSP URL can still be stapled.
+    stapling_responder: str | None
     # The site asks clients for certificates: its trust set must not change.
     verifies_clients: bool
     # A certificate path holds variables that only the running server resolves: it names no single file.
@@ -293,6 +296,10 @@ class SplicePlan:
         self.chosen = {}
         self.edited = set()
         self.refused = {}
+        # Dead configuration (remove_dead): site -> why its certificates can never be stapled, for the sites whose
+        # stapling this plan turns off; site -> why a site with such certificates keeps its stapling on.
+        self.dead = {}
+        self.kept_on = {}
 
     # -- what a dialect fills in
 
@@ -330,6 +337,14 @@ class SplicePlan:
     def absent(self, path: str, sites_at_: dict) -> None:
         raise NotImplementedError
 
+    def off_lines(self, site) -> list:
+        """[(name, args)] that turn stapling off in ``site``; raises :class:`SiteRefused` where the plan must not."""
+        raise NotImplementedError
+
+    def reach(self, site):
+        """Every directive the server reads for the site's block, includes followed: who shares which line."""
+        raise NotImplementedError
+
     def current(self, found: list):
         """The one directive in effect of those a scope has under one key (the last, as the servers read them)."""
         return found[-1]
@@ -354,10 +369,55 @@ class SplicePlan:
         """Give one site what :meth:`wanted` says: change what it sets otherwise, add what is not in effect."""
         self.chosen[site] = chain
         try:
-            wanted = self.wanted(site, chain)
+            self.give(site, self.wanted(site, chain))
         except SiteRefused as exc:
             self.refused[site] = (exc.outcome, str(exc))
+
+    def remove_dead(self, sites: list, dead: dict) -> None:
+        """Turn stapling off in the TLS sites left alone that have it on while each of their certificates can never be
+        stapled (``dead``: certificate path -> why, such as no OCSP URL or self-signed): "dead configuration", which
+        makes nginx warn on every reload and Apache log an error on every start. Only the stapling flag changes, never
+        what a site trusts; each change is marked like any other, and state=absent takes it back.
+
+        A site keeps stapling on, with the reason in its outcome, when its configuration names a responder of its own
+        (it may staple all the same), or when the line to change is shared with a site that must keep it.
+        """
+        reasons = {os.path.normpath(path): reason for path, reason in dead.items()}
+        candidates = {}
+        for site in sites:
+            if not (site.tls and site.stapling and site.certificates) or site.uses_variables or site in self.chosen:
+                continue
+            why = [reasons.get(os.path.normpath(path)) for path in site.certificates]
+            if None in why:
+                continue
+            if site.stapling_responder:
+                self.kept_on[site] = "stapling stays on: the configuration names the OCSP responder %s for it" % site.stapling_responder
+                continue
+            candidates[site] = "; ".join(dict.fromkeys(why))
+        if not candidates:
             return
+        reached = sites_at(sites, self.reach)
+        for site, reason in candidates.items():
+            try:
+                wanted = self.off_lines(site)
+                own = by_name(self.effective(site.directive.block))
+                for name, dummy in wanted:
+                    found = own.get(name.lower())
+                    if found:
+                        directive = self.current(found)
+                        others = [other for other in reached.get((directive.path, directive.start), ()) if other not in candidates]
+                        if others:
+                            raise SiteRefused("stapling stays on: %s at %s:%d is shared with the site at %s:%d, which keeps it" % (
+                                directive.name, directive.path, directive.line, others[0].path, others[0].line))
+                self.give(site, wanted)
+            except SiteRefused as exc:
+                self.kept_on[site] = str(exc)
+            else:
+                self.dead[site] = reason
+
+    def give(self, site, wanted: list) -> None:
+        """Give one site the directives ``wanted`` ([(name, args)]): change what it sets otherwise, add what is not in effect.
+        Raises :class:`SiteRefused` (nothing planned for the site) when no line can be added to its block."""
         own = by_name(self.effective(site.directive.block))
         outer = self.outer_scope(site)
         steps, additions = [], []
@@ -376,8 +436,7 @@ class SplicePlan:
             except ConfigError as exc:
                 # A block written so that no line can follow (all on one line): this site alone is left, with what to
                 # do, and every other site of the host still gets its outcome.
-                self.refused[site] = (NOT_HANDLED, "%s (%s:%d); %s" % (exc.message, exc.path, exc.line or site.line, exc.hint))
-                return
+                raise SiteRefused("%s (%s:%d); %s" % (exc.message, exc.path, exc.line or site.line, exc.hint)) from None
         for directive, name, args in steps:
             if directive is None:
                 self.note(site, "add %s %s" % (name, " ".join(args)))
@@ -456,6 +515,8 @@ class SplicePlan:
         ``not_applicable`` maps certificate paths to why they cannot be stapled (the preflight's verdicts).
         """
         reasons = {os.path.normpath(path): reason for path, reason in (not_applicable or {}).items()}
+        for site, reason in self.dead.items():
+            reasons.update((os.path.normpath(path), reason) for path in site.certificates if os.path.normpath(path) not in reasons)
         found = []
         for site in sites:
             if not site.tls:
@@ -470,6 +531,10 @@ class SplicePlan:
                     ALREADY, "stapling was already configured as wanted")
             else:
                 outcome, reason = _left_alone(site, reasons)
+                if site in self.dead:
+                    reason += "; stapling turned off, since it could never work (dead configuration)"
+                elif site in self.kept_on:
+                    reason += "; " + self.kept_on[site]
             found.append({"path": site.path, "line": site.line, "index": site.index, "server_names": list(site.server_names),
                           "certificates": list(site.certificates), "outcome": outcome, "reason": reason})
         return found
@@ -499,7 +564,8 @@ class Dialect:
 
     ``module`` names the module in the result and the journal; :meth:`load` reads the configuration;
     :meth:`plan` returns (edits, summary, outcomes) for ``chains`` (certificate path -> chain file), ``state`` and
-    ``not_applicable`` (certificate path -> why it cannot be stapled);
+    ``not_applicable`` (certificate path -> why it cannot be stapled) and ``dead`` (certificate path -> why it never
+    can be: stapling that is on for such a site's certificates is turned off);
     :meth:`before` is a file's text for the diff; :meth:`links` the symlinks to create or remove
     (None for a server without any) and :meth:`intent` what a later recovery must know of this run.
     """
@@ -513,7 +579,7 @@ class Dialect:
     def load(self):
         raise NotImplementedError
 
-    def plan(self, config, chains: dict, state: str, not_applicable: dict | None = None) -> tuple:
+    def plan(self, config, chains: dict, state: str, not_applicable: dict | None = None, dead: dict | None = None) -> tuple:
         raise NotImplementedError
 
     def before(self, config, path: str) -> str:

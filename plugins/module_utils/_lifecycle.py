@@ -51,12 +51,14 @@ class Transaction:
     warn: Callable[[str], None] | None = None
 
 
-def run_edit(dialect, state: str, chains: dict, chain_files: dict, transaction: Transaction, not_applicable: dict | None = None) -> dict:
+def run_edit(dialect, state: str, chains: dict, chain_files: dict, transaction: Transaction, not_applicable: dict | None = None,
+             dead: dict | None = None) -> dict:
     """Run the whole lifecycle for ``dialect`` (a ``_dialect.Dialect``); returns the module's result, or raises EditFailed with it.
 
     ``chains`` maps certificate paths to the chain file their sites must name; ``chain_files`` maps
     chain files to their content (present) or names those to remove (absent); ``not_applicable`` maps
-    certificate paths to why they cannot be stapled, for the outcomes. The configuration is read and
+    certificate paths to why they cannot be stapled, for the outcomes, and ``dead`` those that never can be,
+    whose stapling is turned off where it is on (dead configuration). The configuration is read and
     planned under the lock, after the rollback of an interrupted run.
     """
     session = RecoveringLock(transaction.lock_path, transaction.backup_dir, transaction.writer, check=transaction.check,
@@ -66,7 +68,7 @@ def run_edit(dialect, state: str, chains: dict, chain_files: dict, transaction: 
         with session:
             recovered = session.recovered
             config = dialect.load()
-            edits, sites, outcomes = dialect.plan(config, chains, state, not_applicable)
+            edits, sites, outcomes = dialect.plan(config, chains, state, not_applicable, dead)
             links = dialect.links(recovered, state)
             chain_changes = plan_chain_files(chain_files, state)
             result = dict(

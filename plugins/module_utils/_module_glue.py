@@ -23,6 +23,7 @@ from ._txn import DEFAULT_LOCK_PATH, staging_writer
 TRANSACTION_OPTIONS = dict(
     chain_files=dict(type="dict", default={}),
     not_applicable=dict(type="dict", default={}),
+    dead_configuration=dict(type="dict", default={}),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     lock_path=dict(type="path", default=DEFAULT_LOCK_PATH),
     lock_timeout=dict(type="float", default=60),
@@ -86,7 +87,8 @@ def run_editing_module(module, dialect, chains: dict, test_command: list, env: d
                               test=test, test_name=" ".join(test_command), writer=staging_writer(move_or_oserror(module.atomic_move)),
                               check=module.check_mode, warn=module.warn)
     try:
-        result = run_edit(dialect, params["state"], chains, params["chain_files"], transaction, not_applicable=params["not_applicable"])
+        result = run_edit(dialect, params["state"], chains, params["chain_files"], transaction, not_applicable=params["not_applicable"],
+                          dead=params["dead_configuration"])
     except EditFailed as exc:
         module.fail_json(msg=str(exc), **exc.result)
     module.exit_json(**result)

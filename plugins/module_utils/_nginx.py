@@ -398,6 +398,7 @@ def _build_site(prefix: str, server: Directive, http_scope: dict, index: int) ->
     certificates = [directive.args[0] for directive in in_effect("ssl_certificate") if directive.args]
     keys = [directive.args[0] for directive in in_effect("ssl_certificate_key") if directive.args]
     trusted = in_effect("ssl_trusted_certificate")
+    responder = in_effect("ssl_stapling_responder")
     resolver = in_effect("resolver")
     ssl_on = flag(scopes, "ssl")
     return Site(
@@ -413,6 +414,7 @@ def _build_site(prefix: str, server: Directive, http_scope: dict, index: int) ->
         chain_file=_resolve(prefix, trusted[-1].args[0]) if trusted and trusted[-1].args else None,
         stapling=flag(scopes, "ssl_stapling"),
         stapling_written=written(scopes, "ssl_stapling"),
+        stapling_responder=responder[-1].args[0] if responder and responder[-1].args else None,
         ssl_stapling_verify=flag(scopes, "ssl_stapling_verify"),
         resolver=list(resolver[-1].args) if resolver else None,
         uses_variables=any("$" in path for path in certificates),
@@ -708,6 +710,14 @@ class _Plan(SplicePlan):
         if ops:
             self.ops[path] = ops
 
+    # dead configuration
+
+    def off_lines(self, site: Site) -> list:
+        return [("ssl_stapling", ["off"])]
+
+    def reach(self, site: Site):
+        return (directive for directive, dummy in walk(list(_effective(site.directive.block))))
+
     # proof
 
     def signature(self, path: str, text: str, parsed: tuple | None = None) -> tuple:
@@ -806,7 +816,7 @@ def _check_contexts(config: NginxConfig) -> None:
 
 
 def plan_stapling(config: NginxConfig, chains: dict, *, resolver: list | None = None, include_default_servers: bool = True,
-                  state: str = "present", not_applicable: dict | None = None) -> tuple:
+                  state: str = "present", not_applicable: dict | None = None, dead: dict | None = None) -> tuple:
     """(edits, summary, outcomes) of one plan.
 
     edits: {real path: new text} for every file whose text changes; empty when nothing is to do.
@@ -815,7 +825,8 @@ def plan_stapling(config: NginxConfig, chains: dict, *, resolver: list | None = 
     absent: undo, in every loaded file, what present did (``chains`` and the other options are not used).
     summary: per site, what changes, for people: [{path, line, index, server_names, changes: ["add ssl_stapling on", ...]}].
     outcomes: the one outcome of every TLS site (``_dialect.SplicePlan.outcomes``); ``not_applicable``
-    maps certificate paths to why they cannot be stapled.
+    maps certificate paths to why they cannot be stapled; ``dead`` those that never can be, whose sites get
+    ``ssl_stapling off`` where it is on (``SplicePlan.remove_dead``).
     """
     with collector_paused():
         plan = _Plan(config, state, resolver)
@@ -823,9 +834,11 @@ def plan_stapling(config: NginxConfig, chains: dict, *, resolver: list | None = 
             _check_contexts(config)
             for site, chain in _select(config, chains, include_default_servers):
                 plan.present(site, chain)
+            if dead:
+                plan.remove_dead(config.sites(), dead)
             plan.finish_present()
         elif state == "absent":
-            reached = sites_at(config.sites(), lambda site: (directive for directive, dummy in walk(list(_effective(site.directive.block)))))
+            reached = sites_at(config.sites(), plan.reach)
             for path in config.files:
                 plan.absent(path, reached)
         else:
@@ -846,6 +859,6 @@ class NginxDialect(Dialect):
     def load(self) -> NginxConfig:
         return NginxConfig.load(self.conf_path, reader=self.reader)
 
-    def plan(self, config: NginxConfig, chains: dict, state: str, not_applicable: dict | None = None) -> tuple:
+    def plan(self, config: NginxConfig, chains: dict, state: str, not_applicable: dict | None = None, dead: dict | None = None) -> tuple:
         return plan_stapling(config, chains, resolver=self.resolver or None, include_default_servers=self.default_servers, state=state,
-                             not_applicable=not_applicable)
+                             not_applicable=not_applicable, dead=dead)

@@ -35,6 +35,9 @@ Keys of a site record (every key is always present):
     ``"on"`` when stapling is in effect for the site (nginx ``ssl_stapling``, Apache ``SSLUseStapling``,
     inherited values included); ``"off"`` when the directive in effect is written and says off;
     ``"absent"`` when no scope writes it (both servers then do not staple).
+``stapling_responder``
+    The OCSP responder URL the configuration names in place of the certificate's (nginx
+    ``ssl_stapling_responder``, Apache ``SSLStaplingForceURL``), or null.
 ``verifies_clients``
     Whether the site asks for client certificates (nginx ``ssl_verify_client`` on / optional /
     optional_no_ca; Apache ``SSLVerifyClient`` require / optional / optional_no_ca anywhere in the
@@ -76,6 +79,7 @@ def site_record(site, server: str) -> dict:
         "ssl_certificate": list(site.certificates),
         "ssl_certificate_key": list(site.keys),
         "chain_file": site.chain_file,
+        "stapling_responder": site.stapling_responder,
         "stapling": "on" if site.stapling else "off" if site.stapling_written else "absent",
         "verifies_clients": site.verifies_clients,
         "uses_variables": site.uses_variables,

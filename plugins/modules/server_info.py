@@ -280,9 +280,16 @@ sites:
       description: The chain file the site already names (nginx C(ssl_trusted_certificate), Apache C(SSLCertificateChainFile)), or null.
       type: str
     stapling:
-      description: V(on) when OCSP stapling is in effect for the site (nginx C(ssl_stapling), Apache C(SSLUseStapling); inherited values count), V(off) when the directive in effect is written and says off, V(absent) when no scope writes it (the servers' default, off).
+      description:
+        - V(on) when OCSP stapling is in effect for the site (nginx C(ssl_stapling), Apache C(SSLUseStapling); inherited values count).
+        - V(off) when the directive in effect is written and says off; V(absent) when no scope writes it (the servers' default, off).
       type: str
-      choices: ['on', 'off']
+      choices: ['on', 'off', 'absent']
+    stapling_responder:
+      description:
+        - The OCSP responder URL the configuration names in place of the certificate's (nginx C(ssl_stapling_responder),
+          Apache C(SSLStaplingForceURL)), or null. With one, a certificate without an OCSP URL can still be stapled.
+      type: str
     verifies_clients:
       description:
         - Whether the site asks for client certificates (nginx C(ssl_verify_client) V(on), V(optional) or V(optional_no_ca) in the

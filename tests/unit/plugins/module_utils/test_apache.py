@@ -425,6 +425,7 @@ def test_site_record():
         "ssl_certificate_key": ["/etc/letsencrypt/live/example.com/privkey.pem"],
         "chain_file": None,
         "stapling": "off",
+        "stapling_responder": None,
         "verifies_clients": False,
         "uses_variables": False,
         "outcome": None,
@@ -1014,3 +1015,39 @@ def test_every_tls_site_of_each_distribution_s_layout_is_seen(layout):
         reloaded = host.load(conf_path, server_root=server_root, defines=defines)
         assert [d.args for d in reloaded.server_directives("SSLStaplingCache")] == [[SPEC]]
         assert reloaded.tls_sites()[-1].stapling
+
+
+# Dead configuration: stapling on for certificates that can never be stapled (remove_dead).
+
+DEAD = {"/etc/ssl/nourl.crt": "the certificate carries no OCSP URL"}
+DEAD_SITE = SITE.replace("/etc/ssl/a.crt", "/etc/ssl/nourl.crt").replace("a.example", "nourl.example")
+
+
+def test_apache_dead_configuration_is_turned_off_and_taken_back():
+    text = "SSLUseStapling on\n" + vhost(DEAD_SITE) + vhost(DEAD_SITE.replace("nourl.example", "own.example") + "    SSLUseStapling On\n") + (
+        vhost(DEAD_SITE.replace("nourl.example", "forced.example") + "    SSLStaplingForceURL http://ocsp.internal/\n")) + vhost(SITE)
+    host = FakeHost({"/etc/httpd/httpd.conf": text})
+    cache = "/etc/httpd/conf.d/ocsp.conf"
+    edits, summary, outcomes = plan_stapling(host.load("/etc/httpd/httpd.conf"), A_CHAINS, cache_path=cache, cache_spec=SPEC,
+                                             not_applicable=DEAD, dead=DEAD)
+    new = edits["/etc/httpd/httpd.conf"]
+    assert new.startswith("SSLUseStapling on\n<VirtualHost *:443>\n" + DEAD_SITE + "    # ocsp.stapling\n    SSLUseStapling off\n</VirtualHost>\n")
+    assert "    # ocsp.stapling: was On\n    SSLUseStapling off\n" in new
+    reasons = {entry["server_names"][0]: entry["reason"] for entry in outcomes}
+    assert reasons["nourl.example"].endswith("stapling turned off, since it could never work (dead configuration)")
+    assert reasons["own.example"].endswith("(dead configuration)")
+    assert reasons["forced.example"].endswith("stapling stays on: the configuration names the OCSP responder http://ocsp.internal/ for it")
+    host.files.update(edits)
+    again = plan_stapling(host.load("/etc/httpd/httpd.conf"), A_CHAINS, cache_path=cache, cache_spec=SPEC, not_applicable=DEAD, dead=DEAD)[0]
+    assert again == {}
+    host.files.update(plan_stapling(host.load("/etc/httpd/httpd.conf"), {}, cache_path=cache, cache_spec=SPEC, state="absent")[0])
+    assert host.files["/etc/httpd/httpd.conf"] == text
+
+
+def test_apache_dead_configuration_in_a_macro_stays_with_the_reason():
+    macro = "<Macro Dead $n>\n  <VirtualHost *:443>\n    ServerName $n\n    SSLEngine on\n    SSLCertificateFile /etc/ssl/nourl.crt\n" \
+            "    SSLUseStapling on\n  </VirtualHost>\n</Macro>\nUse Dead x.example\n"
+    edits, dummy, outcomes = plan_stapling(one_file(macro), {}, cache_path="/etc/httpd/conf.d/ocsp.conf", cache_spec=SPEC,
+                                           not_applicable=DEAD, dead=DEAD)
+    assert edits == {}
+    assert "stapling stays on: this VirtualHost is the text of macro 'dead'" in outcomes[0]["reason"]

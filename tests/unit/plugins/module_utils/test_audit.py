@@ -92,12 +92,20 @@ def test_stapling_on_for_a_certificate_without_ocsp_url_is_dead_configuration():
     judged = row(site(), preflight(urls=(), eligible=False), result(urls=()))
     assert judged["status"] == _audit.DEAD and judged["ocsp_url"] == "none" and judged["applicable"] is False
     assert judged["reason"].startswith("stapling is on, but the certificate carries no OCSP responder URL")
+    assert judged["action"].startswith("turn it off with the enable role and nginx_stapling_dead_configuration=remove")
+
+
+def test_dead_configuration_that_a_fix_revives_asks_for_the_fix_not_the_removal():
+    expired = dict(preflight(eligible=False, reason="the certificate expired on 2026-01-01T00:00:00Z: renew it first"), can_never_staple=False)
+    judged = row(site(), expired, result())
+    assert judged["status"] == _audit.DEAD and judged["action"] == "fix what the reason says, and stapling works again"
 
 
 def test_stapling_on_for_a_certificate_the_preflight_refuses_is_dead_configuration_with_its_reason():
-    refused = preflight(eligible=False, reason="the certificate is self-signed, so no CA answers OCSP for it")
+    refused = dict(preflight(eligible=False, reason="the certificate is self-signed, so no CA answers OCSP for it"), can_never_staple=True)
     judged = row(site(), refused, result())
     assert judged["status"] == _audit.DEAD and "self-signed" in judged["reason"]
+    assert "_stapling_dead_configuration=remove" in judged["action"]
 
 
 def test_no_ocsp_url_and_stapling_off_is_not_applicable():

@@ -132,6 +132,8 @@ def test_no_ocsp_url_is_not_applicable(pki):
     assert result["status"] == "not_applicable" and result["eligible"] is False
     assert result["reason"] == NO_OCSP_URL
     assert result["ocsp_urls"] == []
+    # No renewal of this file nor a CA bundle changes that: stapling configured for it is dead configuration.
+    assert result["can_never_staple"] is True
     # The chain is still built: it tells the operator what the server serves.
     assert result["chain_complete"] is True
 
@@ -144,6 +146,8 @@ def test_missing_issuer_names_it_and_where_it_was_looked_for(pki):
     assert "'Bench Intermediate CA'" in result["reason"]
     assert "cert.pem or ca-bundle.crt" in result["reason"]
     assert "add it to the certificate file" in result["reason"]
+    # The host's bundle may hold it, or gain it: not dead configuration.
+    assert result["can_never_staple"] is False
 
 
 def test_expired_certificate_is_not_applicable(pki):
@@ -153,12 +157,14 @@ def test_expired_certificate_is_not_applicable(pki):
     assert result["status"] == "not_applicable"
     assert result["reason"] == "the certificate expired on %s: renew it first" % result["not_after"]
     assert result["days_left"] == -3
+    # Renewed in place, the same file staples again.
+    assert result["can_never_staple"] is False
 
 
 def test_must_staple_is_eligible_with_a_loud_warning(pki):
     result = preflight(read(pki.leaf("strict.test").fullchain_path), "strict.pem", [(read(pki.chain_path), "ca.pem")], now=NOW)
 
-    assert result["status"] == "eligible"
+    assert result["status"] == "eligible" and result["can_never_staple"] is False
     assert result["must_staple"] is True
     assert result["warnings"] == [MUST_STAPLE]
     assert "Firefox refuses the site" in MUST_STAPLE
@@ -193,7 +199,7 @@ def test_self_signed_site_certificate_is_not_applicable():
     result = preflight(pem(cert), "snakeoil.pem", now=NOW)
 
     assert result["status"] == "not_applicable"
-    assert "self-signed" in result["reason"]
+    assert "self-signed" in result["reason"] and result["can_never_staple"] is True
 
 
 # --- files that cannot be used -----------------------------------------------------------------

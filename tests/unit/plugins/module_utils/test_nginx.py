@@ -923,3 +923,96 @@ def test_a_site_that_verifies_clients_keeps_its_trusted_ca_set(verify, where):
     assert not any("ssl_trusted_certificate" in change or "ssl_stapling_verify" in change for change in partners["changes"][1:])
     assert "add ssl_trusted_certificate /c/chain.pem" in open_site["changes"]
     assert [entry["outcome"] for entry in outcomes] == ["stapled", "stapled"]
+
+
+# Dead configuration: stapling on for certificates that can never be stapled (remove_dead).
+
+DEAD_TREE = """events {}
+http {
+    ssl_stapling on;
+    include /etc/nginx/shared-stapling.conf;
+    server {
+        listen 443 ssl;
+        server_name inherits.test;
+        ssl_certificate /c/nourl.pem;
+        ssl_certificate_key /c/nourl.key;
+    }
+    server {
+        listen 443 ssl;
+        server_name own.test;
+        ssl_certificate /c/self.pem;
+        ssl_certificate_key /c/self.key;
+        ssl_stapling on;
+        ssl_trusted_certificate /c/partners.pem;
+        ssl_verify_client on;
+    }
+    server {
+        listen 443 ssl;
+        server_name responder.test;
+        ssl_certificate /c/nourl.pem;
+        ssl_certificate_key /c/nourl.key;
+        ssl_stapling_responder http://ocsp.internal/;
+    }
+    server {
+        listen 443 ssl;
+        server_name good.test;
+        ssl_certificate /c/good.pem;
+        ssl_certificate_key /c/good.key;
+    }
+}
+"""
+DEAD = {"/c/nourl.pem": "the certificate carries no OCSP URL", "/c/self.pem": "the certificate is self-signed"}
+
+
+def dead_host(tree: str = DEAD_TREE) -> FakeHost:
+    return FakeHost({ETC + "/nginx.conf": tree, ETC + "/shared-stapling.conf": "# nothing\n"})
+
+
+def test_dead_configuration_is_turned_off_site_by_site_and_taken_back_by_absent():
+    host = dead_host()
+    edits, summary, outcomes = plan_stapling(host.load(), {"/c/good.pem": "/c/chain.pem"}, resolver=[], not_applicable=DEAD, dead=DEAD)
+    new = edits[ETC + "/nginx.conf"]
+    # Inherited from http: a line in the site's own block; the http line serves the other sites.
+    assert "        ssl_certificate_key /c/nourl.key;\n        ssl_stapling off; # ocsp.stapling\n" in new
+    assert new.count("ssl_stapling on;") == 1  # http: the good site inherits it
+    # Its own line: changed in place and marked; the trusted set of a site that verifies clients is untouched.
+    assert "        ssl_stapling off; # ocsp.stapling: was on\n        ssl_trusted_certificate /c/partners.pem;\n" in new
+    by_name = {entry["server_names"][0]: entry for entry in outcomes}
+    assert by_name["inherits.test"]["outcome"] == "not applicable"
+    assert by_name["inherits.test"]["reason"] == ("/c/nourl.pem: the certificate carries no OCSP URL; "
+                                                  "stapling turned off, since it could never work (dead configuration)")
+    assert by_name["own.test"]["reason"].endswith("(dead configuration)")
+    # A responder of its own may make stapling work without the certificate's URL: left on, and said so.
+    assert by_name["responder.test"]["reason"].endswith(
+        "stapling stays on: the configuration names the OCSP responder http://ocsp.internal/ for it")
+    assert by_name["good.test"]["outcome"] == "stapled"
+    changes = {entry["server_names"][0]: entry["changes"] for entry in summary}
+    assert changes["inherits.test"] == ["add ssl_stapling off"]
+    assert changes["own.test"] == ["set ssl_stapling off (was on)"]
+    # A second run is idempotent; absent restores the text byte for byte.
+    host.files.update(edits)
+    assert plan_stapling(host.load(), {"/c/good.pem": "/c/chain.pem"}, resolver=[], not_applicable=DEAD, dead=DEAD)[0] == {}
+    host.files.update(plan_stapling(host.load(), {}, state="absent")[0])
+    assert host.files[ETC + "/nginx.conf"] == DEAD_TREE
+
+
+def test_dead_configuration_is_kept_without_the_option():
+    edits, dummy, outcomes = plan_stapling(dead_host().load(), {"/c/good.pem": "/c/chain.pem"}, resolver=[], not_applicable=DEAD)
+    assert "ssl_stapling off" not in edits[ETC + "/nginx.conf"]
+    assert all("dead configuration" not in entry["reason"] for entry in outcomes)
+
+
+def test_a_stapling_line_shared_with_a_site_that_keeps_it_stays_on():
+    """One included file gives two sites their ssl_stapling: turning it off for the dead one would turn it off for the
+    other, whose certificate can be stapled."""
+    shared = "        include /etc/nginx/shared-stapling.conf;\n"
+    tree = DEAD_TREE.replace("    ssl_stapling on;\n    include", "    include").replace(
+        "        ssl_certificate_key /c/nourl.key;\n    }", "        ssl_certificate_key /c/nourl.key;\n" + shared + "    }", 1).replace(
+        "        ssl_certificate_key /c/good.key;\n", "        ssl_certificate_key /c/good.key;\n" + shared)
+    host = dead_host(tree)
+    host.files[ETC + "/shared-stapling.conf"] = "ssl_stapling on;\n"
+    edits, dummy, outcomes = plan_stapling(host.load(), {}, resolver=[], not_applicable=DEAD, dead=DEAD)
+    assert ETC + "/shared-stapling.conf" not in edits
+    inherits = next(entry for entry in outcomes if entry["server_names"] == ["inherits.test"])
+    assert inherits["reason"].endswith("stapling stays on: ssl_stapling at /etc/nginx/shared-stapling.conf:1 is shared with the site at "
+                                       "/etc/nginx/nginx.conf:27, which keeps it")

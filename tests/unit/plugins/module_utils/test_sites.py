@@ -16,7 +16,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._sites import site_r
 from ansible_collections.ocsp.stapling.plugins.module_utils._verify import site_targets
 
 KEYS = {"server", "index", "path", "line", "server_names", "sockets", "ssl_certificate", "ssl_certificate_key", "chain_file", "stapling",
-        "verifies_clients", "uses_variables", "outcome", "reason", "details"}
+        "stapling_responder", "verifies_clients", "uses_variables", "outcome", "reason", "details"}
 SOCKET_KEYS = {"address", "port", "tls", "quic"}
 
 
@@ -145,6 +145,7 @@ def test_nginx_site_record():
         "ssl_certificate_key": ["/etc/ssl/www/privkey.pem"],
         "chain_file": "/etc/ssl/www/chain.pem",
         "stapling": "on",
+        "stapling_responder": None,
         "verifies_clients": False,
         "uses_variables": False,
         "outcome": None,
@@ -256,6 +257,7 @@ def test_apache_site_record():
         "ssl_certificate_key": ["/etc/ssl/shop/key.pem"],
         "chain_file": "/etc/ssl/shop/chain.pem",
         "stapling": "on",
+        "stapling_responder": None,
         "verifies_clients": False,
         "uses_variables": False,
         "outcome": None,
