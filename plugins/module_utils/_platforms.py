@@ -254,3 +254,18 @@ def apache_start(server_root: str, conf_path: str, env: dict, defines: list, rea
     names = start_defines(layout, layout_root, reader)
     names += [name for name in defines if name not in names]
     return start_env, names
+
+
+# The folders Debian's envvars names that apache2ctl creates before it runs apache2 (they live in /run, which a
+# reboot or a fresh container empties): httpd refuses a DefaultRuntimeDir or a Mutex folder that does not exist,
+# even for the read-only -M, -S and -t.
+RUNTIME_VARIABLES = ("APACHE_RUN_DIR", "APACHE_LOCK_DIR")
+
+
+def runtime_env(env: dict, scratch: str) -> dict:
+    """``env`` for the collection's own read-only apache2 calls (-M, -S, -t), with every runtime folder it names that does
+    not exist replaced by ``scratch`` (a folder the caller makes and removes): a look at the configuration then works
+    where Apache is not running, and creates no system folder."""
+    missing = dict((name, scratch) for name in RUNTIME_VARIABLES if env.get(name) and not os.path.isdir(env[name]))
+    return dict(env, **missing)
+

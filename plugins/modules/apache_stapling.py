@@ -232,10 +232,13 @@ recovered:
       sample: {module: apache_stapling, state: present, links: {}}
 """
 
+import tempfile
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheDialect
 from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import TRANSACTION_OPTIONS, run_editing_module, safe_results
+from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import runtime_env
 
 
 def main() -> None:
@@ -261,7 +264,9 @@ def main() -> None:
     dialect = ApacheDialect(params["conf_path"], cache_path=params["cache_path"], cache_spec=params["cache_spec"],
                             server_root=params["server_root"], env=params["env"], modules=params["modules"], defines=params["defines"],
                             keep_cache=params["keep_cache"], links=params["links"])
-    run_editing_module(module, dialect, params["chains"], params["test_command"], env=params["env"])
+    # The server test is read-only too: it must work where Apache is not running (see runtime_env).
+    with tempfile.TemporaryDirectory(prefix="ocsp-stapling-") as scratch:
+        run_editing_module(module, dialect, params["chains"], params["test_command"], env=runtime_env(params["env"], scratch))
 
 
 if __name__ == "__main__":

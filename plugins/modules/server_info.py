@@ -380,6 +380,7 @@ bundles:
 """
 
 import os
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -404,7 +405,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._crosscheck import (
 from ansible_collections.ocsp.stapling.plugins.module_utils._dialect import walk
 from ansible_collections.ocsp.stapling.plugins.module_utils._module_glue import cross_check, safe_results
 from ansible_collections.ocsp.stapling.plugins.module_utils._pem import read_site_certificates
-from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import apache_layout_root, apache_start
+from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import apache_layout_root, apache_start, runtime_env
 from ansible_collections.ocsp.stapling.plugins.module_utils._sites import site_record
 
 
@@ -470,8 +471,15 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
         module.fail_json(msg="%s -V names no configuration file; set apache_conf" % binary)
     server_root = module.params["apache_server_root"] or build["server_root"] or os.path.dirname(conf_path)
     env, defines = apache_start(server_root, conf_path, module.params["apache_env"], module.params["apache_defines"], read_text)
+    with tempfile.TemporaryDirectory(prefix="ocsp-stapling-") as scratch:
+        return _apache_facts(module, binary, version, build, conf_path, server_root, env, defines, runtime_env(env, scratch))
+
+
+def _apache_facts(module, binary: str, version: str, build: dict, conf_path: str, server_root: str, env: dict, defines: list,
+                  call_env: dict) -> dict:
+    """server_info's result for Apache; ``call_env`` is ``env`` for the module's own apache2 calls (``runtime_env``)."""
     flags = [word for name in defines for word in ("-D", name)]
-    rc, out, err = module.run_command([binary, "-d", server_root, "-f", conf_path] + flags + ["-M"], environ_update=env)
+    rc, out, err = module.run_command([binary, "-d", server_root, "-f", conf_path] + flags + ["-M"], environ_update=call_env)
     # Without the list of loaded modules every <IfModule> counts as true, which errs towards listing sites.
     modules = parse_apache_modules(out) if rc == 0 else None
     config = ApacheConfig.load(conf_path, reader=read_text, server_root=server_root, env=env, defines=defines, modules=modules)
@@ -480,7 +488,7 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
     server_root = config.server_root
     layout, layout_root = apache_layout_root(server_root, conf_path)
     ours = {(os.path.realpath(site.path), site.line) for site in config.sites()}
-    checked = cross_check(module, [binary, "-d", server_root, "-f", conf_path] + flags + ["-S"], env, lambda dump: differences(
+    checked = cross_check(module, [binary, "-d", server_root, "-f", conf_path] + flags + ["-S"], call_env, lambda dump: differences(
         ours, apache_virtual_hosts(dump), "the virtual host at", "Apache"))
     return {
         "server": "apache",

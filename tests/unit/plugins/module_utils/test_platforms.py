@@ -15,6 +15,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils._platforms import (
     apache_layout_name,
     apache_layout_root,
     ca_bundles,
+    runtime_env,
     start_defines,
 )
 
@@ -201,3 +202,15 @@ def test_a_defines_file_that_cannot_be_read_gives_no_defines():
     def unreadable(path):
         raise PermissionError(path)
     assert start_defines("rhel", "/etc/httpd", unreadable) == []
+
+
+def test_runtime_folders_that_do_not_exist_point_at_the_scratch_folder(tmp_path):
+    """Debian's /run/apache2 exists only once apache2ctl made it: before, apache2 -M / -S / -t refuse the configuration
+    ("DefaultRuntimeDir must be a valid directory"). The collection's own read-only calls use a scratch folder instead,
+    and create nothing in /run."""
+    existing = tmp_path / "lock"
+    existing.mkdir()
+    env = {"APACHE_RUN_DIR": str(tmp_path / "missing"), "APACHE_LOCK_DIR": str(existing), "APACHE_LOG_DIR": str(tmp_path / "logs")}
+    assert runtime_env(env, "/scratch") == dict(env, APACHE_RUN_DIR="/scratch")
+    assert not (tmp_path / "missing").exists()
+    assert runtime_env({}, "/scratch") == {}
