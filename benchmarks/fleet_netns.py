@@ -80,8 +80,9 @@ def tasks_per_host(output: str) -> dict:
     return ran
 
 
-def playbook(fleet: NetnsFleet, side: str, run: str, forks: int, scratch: Path) -> dict:
+def playbook(fleet: NetnsFleet, side: str, run: str, forks: int, scratch: Path, path: Path | None = None) -> dict:
     """One ansible-playbook run, measured: wall, CPU of its whole tree, SSH sessions and tasks per host."""
+    path = path or SIDES[side]
     inventory = fleet.folder / "inventory.yml"
     result_path, output_path = scratch / f"{side}-{run}.json", scratch / f"{side}-{run}.log"
     before = fleet.session_counts()
@@ -89,13 +90,25 @@ def playbook(fleet: NetnsFleet, side: str, run: str, forks: int, scratch: Path) 
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(REPO / ".build" / "collections"))
     env["ANSIBLE_NOCOLOR"] = "1"
     command = [sys.executable, str(REPO / "benchmarks" / "fleet_rusage.py"), str(result_path), str(output_path), "--",
-               str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(SIDES[side])]
-    # The fleet's folder holds no ansible.cfg: every setting comes from the environment above.
-    subprocess.run(command, cwd=fleet.folder, env=env, check=True)
+               str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(path)]
+    # The fleet's folder holds no ansible.cfg: every setting comes from the environment above. The run has a
+    # process group of its own, so that an interrupted benchmark ends all of it (ansible-playbook, its workers
+    # and SSH masters) by that group's id before the fleet goes down.
+    measuring = subprocess.Popen(command, cwd=fleet.folder, env=env, start_new_session=True)
+    try:
+        measuring.wait()
+    finally:
+        if measuring.poll() is None:
+            os.killpg(measuring.pid, signal.SIGKILL)
+            measuring.wait()
+    if measuring.returncode:
+        sys.exit(f"{side} {run}: the measuring wrapper failed with status {measuring.returncode}")
     measured = json.loads(result_path.read_text(encoding="utf-8"))
     output = output_path.read_text(encoding="utf-8", errors="replace")
     if measured["returncode"]:
         sys.exit(f"{side} {run} failed (status {measured['returncode']}), output in {output_path}:\n{output[-6000:]}")
+    if not fleet.wait_connections_closed():
+        sys.exit(f"{side} {run}: SSH connections to the fleet were still open 30 s after the run")
     after = fleet.session_counts()
     recap = {found[0]: {"ok": int(found[1]), "changed": int(found[2]), "failed": int(found[4])} for found in RECAP.findall(output)}
     hosts = len(fleet.members)
@@ -106,6 +119,8 @@ def playbook(fleet: NetnsFleet, side: str, run: str, forks: int, scratch: Path) 
         if changed:
             sys.exit(f"{side}: the second run changed something: {changed}; output in {output_path}")
     ran = tasks_per_host(output)
+    # The connection masters were ended by fleet_rusage.py: every host's share of the run is in its sshd's figure now.
+    host_cpu = sum(after[name]["cpu"] - before[name]["cpu"] for name in after)
     sessions = [after[name]["sessions"] - before[name]["sessions"] for name in after]
     connections = [after[name]["connections"] - before[name]["connections"] for name in after]
     by_server = {}
@@ -116,6 +131,7 @@ def playbook(fleet: NetnsFleet, side: str, run: str, forks: int, scratch: Path) 
         "cpu": measured["user"] + measured["sys"],
         "user": measured["user"],
         "sys": measured["sys"],
+        "host_cpu": host_cpu,
         "sessions_per_host": sum(sessions) / hosts,
         "connections_per_host": sum(connections) / hosts,
         "sessions_by_server": {server: after[name]["sessions"] - before[name]["sessions"] for server, name in by_server.items()},
@@ -141,10 +157,42 @@ def measure(size: int, rtt_ms: float, forks: int, order: list, scratch: Path) ->
             for run in RUNS:
                 figures[side][run] = playbook(fleet, side, run, forks, folder)
                 done = figures[side][run]
-                print(f"  {size} hosts, {LABELS[side]}, {run}: {done['wall']:.1f} s, CPU {done['cpu'] / size:.2f} s/host, "
+                print(f"  {size} hosts, {LABELS[side]}, {run}: {done['wall']:.1f} s, CPU {done['cpu'] / size:.2f} s/host "
+                      f"(+ {done['host_cpu'] / size:.2f} s on the host), "
                       f"{done['sessions_per_host']:.1f} remote calls/host, {done['tasks_per_host']:.1f} tasks/host, "
                       f"load {done['load']:.1f}", flush=True)
     return {"hosts": size, "setup": setup, "figures": figures}
+
+
+# What one task costs Ansible per host, by kind: the unit of any saving from cutting the role's tasks.
+PROBES = {
+    "set_fact (controller only)": "ansible.builtin.set_fact:\n        probe_{n}: \"{{{{ inventory_hostname }}}}\"",
+    "skipped (when: false)": "ansible.builtin.debug:\n        msg: never\n      when: false",
+    "module on the host (ping)": "ansible.builtin.ping:",
+    "module delegated to the controller": "ansible.builtin.command:\n        argv: [\"true\"]\n      delegate_to: localhost\n"
+                                          "      changed_when: false",
+}
+PROBE_TASKS = 10
+
+
+def task_cost(size: int, rtt_ms: float, forks: int, scratch: Path) -> dict:
+    """Per kind of task, controller CPU and wall time per task and host, from a playbook of PROBE_TASKS such tasks."""
+    folder = Path(tempfile.mkdtemp(prefix=f"probe-{size}-", dir=scratch))
+    costs = {}
+    with NetnsFleet(folder, hosts=size, rtt_ms=rtt_ms) as fleet:
+        fleet.write_inventory()
+        for number, (kind, task) in enumerate(PROBES.items()):
+            tasks = "".join(f"    - name: Probe {n}\n      {task.format(n=n)}\n" for n in range(PROBE_TASKS))
+            path = folder / f"probe-{number}.yml"
+            path.write_text(f"---\n- name: Probe\n  hosts: all\n  gather_facts: false\n  tasks:\n{tasks}", encoding="utf-8")
+            # The host probe's first task also opens each host's SSH connection: PROBE_TASKS tasks spread that out.
+            figures = playbook(fleet, "probe", kind, forks, folder, path)
+            costs[kind] = {"cpu_ms": 1000 * figures["cpu"] / (size * PROBE_TASKS), "wall_ms": 1000 * figures["wall"] / PROBE_TASKS,
+                           "host_cpu_ms": 1000 * figures["host_cpu"] / (size * PROBE_TASKS), "load": figures["load"]}
+            print(f"  {size} hosts, {kind}: {costs[kind]['cpu_ms']:.0f} ms controller CPU per task and host, "
+                  f"{costs[kind]['wall_ms']:.0f} ms wall per task, {costs[kind]['host_cpu_ms']:.0f} ms on the host; "
+                  f"load {figures['load']:.1f}", flush=True)
+    return costs
 
 
 def markdown(results: list, rtt_ms: float, forks: int) -> str:
@@ -156,6 +204,7 @@ def markdown(results: list, rtt_ms: float, forks: int) -> str:
             rows.append([
                 size, run, "%.1f s" % ours["wall"], "%.1f s" % naive["wall"], "**%.2fx**" % (ours["wall"] / naive["wall"]),
                 "%.2f s" % (ours["cpu"] / size), "%.2f s" % (naive["cpu"] / size),
+                "%.2f s" % (ours["host_cpu"] / size), "%.2f s" % (naive["host_cpu"] / size),
                 "%.1f" % ours["sessions_per_host"], "%.1f" % naive["sessions_per_host"],
                 "%.1f" % ours["tasks_per_host"], "%.1f" % naive["tasks_per_host"],
                 "%.1f / %.1f" % (ours["load"], naive["load"]),
@@ -165,7 +214,8 @@ def markdown(results: list, rtt_ms: float, forks: int) -> str:
         "default SSH arguments). Each side starts from the same freshly laid-out hosts." % (rtt_ms, forks),
         "",
         _report.table(["hosts", "run", "wall, ours", "wall, naive", "ours / naive", "controller CPU per host, ours",
-                       "controller CPU per host, naive", "remote calls per host, ours", "remote calls per host, naive",
+                       "controller CPU per host, naive", "host CPU per host, ours", "host CPU per host, naive",
+                       "remote calls per host, ours", "remote calls per host, naive",
                        "tasks per host, ours", "tasks per host, naive", "load (1 min) after ours / naive"], rows),
         "",
     ]
@@ -201,6 +251,8 @@ def main() -> int:
     parser.add_argument("--hosts", default="10,25,50,100", help="fleet sizes, comma-separated (default: 10,25,50,100)")
     parser.add_argument("--rtt-ms", type=float, default=30.0, help="round-trip time added to SSH (default: 30)")
     parser.add_argument("--forks", type=int, default=25, help="Ansible forks (default: 25)")
+    parser.add_argument("--task-cost", action="store_true",
+                        help="instead: what one task of each kind costs per host (controller CPU, wall), on the first size")
     parser.add_argument("--no-report", action="store_true", help="print the tables, leave BENCHMARKS.md alone")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "fleet_netns.json",
                         help="where the figures go as JSON (default: benchmarks/results/fleet_netns.json)")
@@ -210,6 +262,18 @@ def main() -> int:
         sys.exit("the fleet bench makes network namespaces, bridges and mounts: run it as root")
     # A SIGTERM (make interrupted, CI's timeout) must reach the fleet's cleanup like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}"))
+    if args.task_cost:
+        with tempfile.TemporaryDirectory(prefix="ocsp-fleet-netns-") as scratch:
+            costs = task_cost(sizes[0], args.rtt_ms, args.forks, Path(scratch))
+        rows = [[kind, "%.0f ms" % cost["cpu_ms"], "%.0f ms" % cost["host_cpu_ms"], "%.0f ms" % cost["wall_ms"], "%.1f" % cost["load"]]
+                for kind, cost in costs.items()]
+        text = ("%d hosts, %d tasks of each kind, forks %d, %g ms round trip.\n\n" % (sizes[0], PROBE_TASKS, args.forks, args.rtt_ms)
+                + _report.table(["task", "controller CPU per task and host", "host CPU per task and host", "wall per task",
+                                 "load (1 min) after"], rows) + "\n")
+        print("\n" + text)
+        if not args.no_report:
+            _report.write_section("fleet-task-cost", text, title="What one task costs Ansible per host (issue 16)")
+        return 0
     results = []
     with tempfile.TemporaryDirectory(prefix="ocsp-fleet-netns-") as scratch:
         for number, size in enumerate(sizes):

@@ -42,7 +42,7 @@ from types import TracebackType
 from .delay_proxy import READY, DelayProxy
 from .pki import Leaf, Pki
 from .ports import LOOPBACK, free_port, wait_until
-from .processes import BenchError
+from .processes import BenchError, process_table
 from .responder import OcspResponder
 
 SUBNET = "10.231"
@@ -478,12 +478,23 @@ class NetnsFleet:
             ANSIBLE_RETRY_FILES_ENABLED="False",
         )
 
+    def wait_connections_closed(self, timeout: float = 30.0) -> bool:
+        """Wait until no host's sshd has a connection left (its connection processes are its children)."""
+        listeners = {host.sshd.pid for host in self.members if host.sshd is not None}
+
+        def closed() -> bool:
+            return not any(proc.ppid in listeners and proc.state != "Z" for proc in process_table())
+
+        return wait_until(closed, timeout)
+
     def session_counts(self) -> dict:
-        """Per host, from its sshd's log so far: SSH connections accepted and sessions started (remote calls)."""
+        """Per host, so far: SSH connections accepted and sessions started (remote calls), from its sshd's log, and
+        the CPU seconds of its finished connections (sshd's and every command's that ran in them)."""
         counts = {}
         for host in self.members:
             text = _read(host.ssh_log)
-            counts[host.name] = {"connections": text.count("Accepted publickey for root"), "sessions": text.count("Starting session:")}
+            counts[host.name] = {"connections": text.count("Accepted publickey for root"), "sessions": text.count("Starting session:"),
+                                 "cpu": _children_cpu(host.sshd.pid) if host.sshd is not None else 0.0}
         return counts
 
 
@@ -493,6 +504,18 @@ def _accepts(address: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def _children_cpu(pid: int) -> float:
+    """User + system seconds of the children a process has waited for (cutime + cstime of /proc/PID/stat).
+
+    sshd waits for each connection's process when the connection ends, and that one for each session's
+    command: the listener's figure grows by the host's whole share of a connection once it is closed.
+    """
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    fields = stat[stat.rindex(")") + 2:].split()
+    # fields[0] is field 3 of stat(5): cutime and cstime are fields 16 and 17.
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
 def _read(path: Path) -> str:
