@@ -102,12 +102,16 @@ sanity: ansible-test-seed ## ansible-test sanity, all tests, on a copy in .build
 
 # From the collection's place in the collections tree, with the collections path set, so that
 # ansible-lint resolves ocsp.stapling locally and never asks Galaxy.
+# HOME of its own: Molecule's prerun installs a copy of the collection into ~/.ansible/collections, which
+# ansible-lint would then read instead of this tree (a stale copy after every `make molecule`).
 lint: venv collections ## ansible-lint (production profile, offline) and shellcheck
-	cd "$(COLLECTION_LINK)" && ansible-lint --offline --profile production $(LINT_ARGS)
+	@mkdir -p "$(BUILD)/lint-home"
+	cd "$(COLLECTION_LINK)" && HOME="$(BUILD)/lint-home" ansible-lint --offline --profile production $(LINT_ARGS)
 	shellcheck .ci/run .ci/*.sh scripts/*.sh
 
-docs: venv collections ## ansible-doc renders every module and plugin under plugins/
+docs: venv collections ## ansible-doc renders every plugin and role; HTML documentation site in .build/docsite/html, no broken reference
 	@scripts/check-docs.sh "$(VENV)/bin/ansible-doc"
+	@scripts/build-docsite.sh "$(VENV)/bin"
 
 changelog: venv ## antsibull-changelog lint (changelogs/fragments)
 	antsibull-changelog lint

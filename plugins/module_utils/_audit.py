@@ -221,6 +221,9 @@ def _judge(row: dict, site: dict, preflight: dict, result: dict | None) -> tuple
     if served == NOT_CHECKED and stapling == "on":
         return NOT_AUDITED, "the site has no TCP port to check (a unix socket, a QUIC listener or Apache's *)", "check it by hand"
     if stapling == "on" and cannot:
+        if (site.get("details") or {}).get("stapling_by_default"):
+            # HTTP.sys: on by its default or a host-wide registry value; nothing of the site's own to remove.
+            return NOT_APPLICABLE, cannot, "nothing; renew with a certificate that carries an OCSP URL if stapling is required"
         if (preflight or {}).get("can_never_staple") or row["ocsp_url"] == "none":
             action = ("turn it off with the enable role and %s_stapling_dead_configuration=remove (it can never work), or renew with a "
                       "certificate that carries an OCSP URL" % ("apache" if row["server"] == "apache" else "nginx"))
@@ -240,8 +243,10 @@ def _judge(row: dict, site: dict, preflight: dict, result: dict | None) -> tuple
 
 
 def _where(site: dict) -> str:
-    """Where a site is written, for people: the file and line of its block."""
-    return "%s, the site at line %s" % (site.get("path"), site.get("line")) if site.get("path") else "the site's block"
+    """Where a site is written, for people: the file and line of its block (HTTP.sys: the binding)."""
+    if site.get("path"):
+        return "%s, the site at line %s" % (site.get("path"), site.get("line"))
+    return (site.get("details") or {}).get("where") or "the site's block"
 
 
 def _served_words(served: str) -> str:
