@@ -57,7 +57,8 @@ Keys of a site record (every key is always present):
 Runs on managed hosts: standard library only, Python 3.8 syntax, no Ansible imports. Every dialect's
 ``Site`` is a ``_dialect.Site`` (``certificates``, ``keys``, ``chain_file``, ``stapling``,
 ``verifies_clients``, ``uses_variables``, ``sockets()``, ``details()``), so that this file never asks
-which server a site belongs to.
+which server a site belongs to. Windows records (server ``http.sys``, one per HTTP.sys binding) have the
+same keys and are built by ``_windows.audit_info``.
 """
 
 from __future__ import annotations
