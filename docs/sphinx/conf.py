@@ -27,11 +27,13 @@ nitpicky = True
 # inventory, so they are linked by the layout antsibull-docs gives that site. Which of them exist is
 # proven before Sphinx runs: `antsibull-docs lint-collection-docs --validate-collection-refs dependent`
 # checks every plugin of ansible.builtin and ansible.windows the docs name against the installed
-# collections; the two labels are those antsibull-docs' own page templates use.
+# collections; the labels are those antsibull-docs' own page templates use.
 ANSIBLE_DOCS = "https://docs.ansible.com/projects/ansible/latest/"
 ANSIBLE_LABELS = {
     "common_return_values": "reference_appendices/common_return_values.html",
     "ansible_configuration_settings": "reference_appendices/config.html",
+    # "This module has a corresponding action plugin" (the modules whose action checks the host's Python first).
+    "action_plugins": "plugins/action.html",
 }
 ANSIBLE_PLUGIN = re.compile(r"ansible_collections\.(ansible)\.(builtin|windows)\.([a-z0-9_]+_[a-z]+)$")
 
