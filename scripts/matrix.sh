@@ -145,7 +145,7 @@ main_job() {
 host_modules() {
     local pythons
     mapfile -t pythons < <(all_pyenv_pythons)
-    PYTHONPATH=$root/tests "$root/.venv-matrix/$1/bin/python" tests/matrix/host_modules.py "${pythons[@]}"
+    PYTHONPATH=$root/tests:$collections "$root/.venv-matrix/$1/bin/python" tests/matrix/host_modules.py "${pythons[@]}"
 }
 
 host_units() {

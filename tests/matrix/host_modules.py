@@ -1,12 +1,12 @@
 """One real module run per managed-host Python, with the ansible beside this interpreter, against a bench nginx.
 
-    PYTHONPATH=tests .venv-matrix/2.21/bin/python tests/matrix/host_modules.py PYTHON...
+    PYTHONPATH=tests:.build/collections .venv-matrix/2.21/bin/python tests/matrix/host_modules.py PYTHON...
 
 Every PYTHON given (pyenv's 3.6 to 3.13, say) becomes one host of an inventory, all with the local connection
 and that interpreter as ansible_python_interpreter, and `ocsp.stapling.server_info` reads the Debian-shaped
 bench nginx of tests/bench/layouts.py from each of them in one ad-hoc run. Which of them must work comes from
 this ansible-core's own list of target Pythons (ansible-test's, which ships with it) and the collection's
-minimum, MINIMUM below: each of those must find the bench's three TLS sites; every older one must fail with
+minimum (MINIMUM of plugins/plugin_utils/host_python.py): each of those must find the bench's three TLS sites; every older one must fail with
 a message that names the Python it found and the version it needs, not a traceback.
 
 Exit status 0 when every host did what it must; a line per host either way.
@@ -22,12 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ansible_collections.ocsp.stapling.plugins.plugin_utils.host_python import MINIMUM
 from ansible_test._internal.constants import SUPPORTED_PYTHON_VERSIONS
 from bench import Bench
 from bench.layouts import debian_nginx, write_inventory
 
-# The oldest Python the collection's modules run on (plugins/modules, plugins/module_utils).
-MINIMUM = (3, 8)
 SITES = {"good.test", "shop.test", "nourl.test"}
 # A clear refusal names the version needed: the collection's own message or ansible-core's
 # ("requires a minimum of Python version 3.8", "requires Python 3.9 or newer").
@@ -53,7 +52,7 @@ def main(pythons: list) -> int:
     with tempfile.TemporaryDirectory(prefix="ocsp-stapling-hosts-") as folder, Bench(Path(folder)) as bench:
         nginx = debian_nginx(bench, Path(folder))
         inventory = write_inventory(Path(folder) / "inventory.yml", {
-            name: {"ansible_connection": "local", "ansible_python_interpreter": python} for name, (python, _) in hosts.items()})
+            name: {"ansible_connection": "local", "ansible_python_interpreter": host[0]} for name, host in hosts.items()})
         args = json.dumps({"server": "nginx", "nginx_conf": nginx.variables["nginx_stapling_conf"], "read_certificates": True})
         # The default ad-hoc output, "HOST | STATUS => {JSON}" per host (ansible-core has no json callback of its own).
         env = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")

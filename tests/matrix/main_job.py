@@ -58,7 +58,7 @@ def main() -> int:
         for step, args, expected in steps:
             start = time.monotonic()
             status, output, recap = playbook(inventory, *args)
-            fine = status == 0 and set(recap) == hosts and not any(failed for _, failed in recap.values()) and expected(recap)
+            fine = status == 0 and set(recap) == hosts and not any(counts[1] for counts in recap.values()) and expected(recap)
             print("main job: %-16s %s in %4.1f s  (%s)" % (step, "ok" if fine else "FAILED", time.monotonic() - start,
                   ", ".join("%s changed=%d failed=%d" % (host, *recap[host]) for host in sorted(recap)) or "no recap"), flush=True)
             if not fine:
