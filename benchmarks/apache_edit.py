@@ -82,7 +82,9 @@ def generate(root: Path, vhosts: int, cert: Path, key: Path, per_file: int = 10)
 
 def timed(argv: list, env: dict | None = None) -> float:
     started = time.monotonic()
-    subprocess.run(argv, env=env, check=True, capture_output=True)
+    completed = subprocess.run(argv, env=env, check=False, capture_output=True, text=True)
+    if completed.returncode:
+        raise SystemExit("%s failed (status %d):\n%s" % (" ".join(argv), completed.returncode, (completed.stdout + completed.stderr)[-3000:]))
     return time.monotonic() - started
 
 

@@ -73,7 +73,9 @@ def generate(folder: Path, servers: int, per_file: int = 10) -> dict:
 
 def timed(argv: list, env: dict) -> float:
     started = time.monotonic()
-    subprocess.run(argv, env=env, check=True, capture_output=True)
+    completed = subprocess.run(argv, env=env, check=False, capture_output=True, text=True)
+    if completed.returncode:
+        raise SystemExit("%s failed (status %d):\n%s" % (" ".join(argv), completed.returncode, (completed.stdout + completed.stderr)[-3000:]))
     return time.monotonic() - started
 
 
