@@ -105,6 +105,9 @@ def warm(targets: list, folder: Path, env: dict) -> None:
     args = folder / "warm-args.json"
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"targets": targets, "retry_budget": 60, "concurrency": 16}}))
     completed = subprocess.run([sys.executable, str(VERIFY), str(args)], env=env, check=False, capture_output=True, text=True)
+    if "{" not in completed.stdout:
+        raise SystemExit("warming the caches: the verify module gave no result (status %d):\n%s"
+                         % (completed.returncode, (completed.stdout + completed.stderr)[-3000:]))
     result = json.loads(completed.stdout[completed.stdout.index("{"):])
     if result.get("summary", {}).get("ok") != len(targets):
         failed = [target["reason"] for target in result.get("targets", []) if not target.get("ok")][:5]
@@ -117,6 +120,8 @@ def verify_module(targets: list, folder: Path, env: dict, concurrency: int = 32,
     args = folder / "verify-args.json"
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict({"targets": targets, "concurrency": concurrency, "retry_budget": 0}, **options)}))
     run = measured([sys.executable, str(VERIFY), str(args)], env=env)
+    if "{" not in run.output:
+        raise SystemExit("the verify module gave no result:\n" + run.output[-3000:])
     return run, json.loads(run.output[run.output.index("{"):])["summary"]["ok"]
 
 
