@@ -172,13 +172,13 @@ def markdown(results: dict, options: argparse.Namespace, endpoints: int) -> str:
     limit = results["limit"]
     per_handshake = (limit["verify_cpu"] + limit["server_cpu"]) / endpoints
     cores = len(os.sched_getaffinity(0))
-    lines.append("- **This machine's limit**: with no proxy, verify at concurrency %d checks %d endpoints in %.2f s, **%.0f handshakes/s**; "
-                 "CPU per endpoint %.2f ms in verify (handshake, staple evaluation) and %.2f ms in nginx, %.0f %% of %d cores busy for this "
-                 "work alone. verify's threads share one interpreter lock, so one verify call gets at most about %.0f handshakes/s "
-                 "(1 / its CPU per endpoint); the %d cores together, with nginx's share, could do about %.0f/s."
+    lines.append("- **This machine's limit**: with no proxy, verify at concurrency %d checked %d endpoints in %.2f s, **%.0f handshakes/s** "
+                 "(with the load above); it used %.2f ms of CPU per endpoint (handshake and staple evaluation) and nginx %.2f ms, so "
+                 "the work kept %.0f %% of the %d cores busy. With the CPU saturated by this work alone, the %d cores would give about "
+                 "**%.0f handshakes/s** (%d cores / %.2f ms), and each core given to verify about %.0f/s."
                  % (options.high_concurrency, endpoints, limit["seconds"], endpoints / limit["seconds"], 1000 * limit["verify_cpu"] / endpoints,
                     1000 * limit["server_cpu"] / endpoints, 100 * (limit["verify_cpu"] + limit["server_cpu"]) / limit["seconds"] / cores, cores,
-                    endpoints / limit["verify_cpu"], cores, cores / per_handshake))
+                    cores, cores / per_handshake, cores, 1000 * per_handshake, endpoints / limit["verify_cpu"]))
     return "\n".join(lines)
 
 
