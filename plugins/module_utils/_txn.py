@@ -9,16 +9,25 @@ byte. Standard library only: this runs on managed hosts.
 
 Crash safety. A run can die at any point (SIGKILL, OOM killer, power cut, a lost SSH session
 taking sudo with it), and then no ``finally`` runs. So a transaction with a journal writes ahead:
-before each change it durably records (fsync of the file and of its folder) what was at the path
-- a backup of the file with its mode and owner, "nothing", or a symlink's target - and only then
-makes the change. The journal is removed once the server test has passed (the commit) or once a
-rollback is complete. A journal found at the start of a run therefore means "a transaction was
-interrupted": ``recover`` rolls it back, every path to its state before that transaction, so that
-the run starts from a state the server has already accepted and converges from there.
+before any change it durably records what is at every path it will touch - a backup of the file
+with its mode and owner, "nothing", or a symlink's target - and only then makes the changes. The
+journal is removed once the server test has passed (the commit) or once a rollback is complete. A
+journal found at the start of a run therefore means "a transaction was interrupted": ``recover``
+rolls it back, every path to its state before that transaction, so that the run starts from a
+state the server has already accepted and converges from there.
 
 Every file is replaced by a rename (never rewritten in place) and every symlink is created or
 replaced in one call, so whatever the moment of the crash, each path holds either its old or its
 new content, never a part of one.
+
+What is made durable is batched, since a transaction knows every path it will change before it
+starts (see FileTransaction.flush): all backup copies are written, then synced together, then one
+journal append and one fsync make the whole record durable; all new files are staged beside their
+targets, then synced together, then renamed one by one; each folder is synced once. A file's own
+fsync is kept (never a file-system-wide sync: ``syncfs`` would also flush every other process's
+dirty data on a busy host, and before Linux 5.8 it does not report a failed write-back), but the
+fsyncs of one batch are issued together from a few threads, so that the file system joins them into
+few journal commits and cache flushes instead of paying one per file.
 """
 
 from __future__ import annotations
@@ -33,15 +42,20 @@ import signal
 import stat
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ._trust import UntrustedPath, check_state_file, open_state_file, private_folder, read_state_file
 
 JOURNAL_NAME = "ocsp-stapling.journal"
-# Version 2: a header line, then one JSON record per line, appended (each step fsynced before its change is made).
-# Version 1 (one JSON document, rewritten at every step, so that a run of n files wrote O(n^2) bytes) is still read,
-# so that a journal left by an earlier release is rolled back all the same.
-JOURNAL_VERSION = 2
-_READABLE_JOURNAL_VERSIONS = (1, 2)
+# Version 3: a header line, then one JSON record per line, appended. The header's phase is "recording": the
+# steps (what was at each path) are appended with their copies named, and only the record {"phase": "applying"},
+# fsynced after the copies and the steps, makes them count; a change waits for it. Steps after the last such
+# record were never acted on: a recovery restores nothing for them and does not trust their copies.
+# Version 2 (the same lines, each step fsynced before its own change, no "recording" phase) and version 1 (one
+# JSON document, rewritten at every step) are still read, so that a journal left by an earlier release is
+# rolled back all the same: every step of theirs counts.
+JOURNAL_VERSION = 3
+_READABLE_JOURNAL_VERSIONS = (1, 2, 3)
 # Prefix of every temporary file this module puts beside a configuration file. It starts with a dot
 # so that include globs such as ``sites-enabled/*`` never load one, and a recovery removes the ones
 # a killed run left in the folders it touched.
@@ -50,7 +64,8 @@ TEMPORARY_PREFIX = ".ocsp-stapling-"
 # Test hook, inert unless set: the crash tests set it to one of KILL_STEPS, and the process SIGKILLs
 # itself the first time it reaches that step, as a power cut would stop it there.
 KILL_AT_VARIABLE = "OCSP_STAPLING_TEST_KILL_AT"
-KILL_STEPS = ("before-backup", "after-backup", "between-files", "after-write", "before-test", "after-test-before-commit", "during-rollback")
+KILL_STEPS = ("before-backup", "after-copies", "after-backup", "after-staging", "between-files", "after-write", "before-test",
+              "after-test-before-commit", "during-rollback")
 
 
 def checkpoint(step: str) -> None:
@@ -171,34 +186,93 @@ def fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one rename, keeping its owner and mode.
+# How many fsyncs of one batch are in flight at once. Each blocks in the kernel (the GIL is released), so a few
+# threads are enough for the file system to join them into one journal commit and one cache flush.
+_SYNC_THREADS = 8
 
-    The temporary file lives in the same folder (a rename across file systems is not atomic) and
-    starts with a dot so that include globs such as ``sites-enabled/*`` never pick it up.
+
+def sync_files(paths: list) -> None:
+    """fsync every file in ``paths`` (their bytes and inodes; not their names: see fsync_folder), together.
+
+    The same guarantee and error reporting as one fsync after another, at about the cost of one: a
+    file system commits concurrent fsyncs together. Raises the first OSError met, after all are done.
     """
-    folder = os.path.dirname(path) or "."
-    try:
-        status = os.stat(path)
-    except FileNotFoundError:
-        status = None
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        if status is not None:
-            os.chmod(temporary, status.st_mode & 0o7777)
-            if os.geteuid() == 0:
-                os.chown(temporary, status.st_uid, status.st_gid)
-        else:
-            os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    def sync(path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    paths = list(paths)
+    if len(paths) < 2:
+        for path in paths:
+            sync(path)
+        return
+    with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(paths))) as pool:
+        for outcome in [pool.submit(sync, path) for path in paths]:
+            outcome.result()
+
+
+class StagingWriter:
+    """Replaces a file by renaming a new file staged beside it, in two steps that a transaction batches.
+
+    ``stage(path, data)`` writes the new bytes to a temporary file in the folder of ``path`` (a
+    rename across file systems is not atomic) whose name starts with TEMPORARY_PREFIX, so that include
+    globs such as ``sites-enabled/*`` never load it; ``publish(staged, path)`` renames it over ``path``.
+    The caller makes the staged file durable in between (sync_files): a rename must never publish
+    bytes that are not on disk yet. Called as ``writer(path, data)`` it does all three for one file.
+
+    With ``move`` (modules pass AnsibleModule.atomic_move, which also keeps the SELinux context and
+    the attributes of the file it replaces), a new file gets mode 0644; without, the owner and mode
+    of the file replaced are kept and os.replace renames.
+    """
+
+    def __init__(self, move=None) -> None:
+        self._move = move
+
+    def stage(self, path: str, data: bytes) -> str:
+        try:
+            status = os.stat(path)
+        except FileNotFoundError:
+            status = None
+        handle, staged = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=TEMPORARY_PREFIX)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            if status is None:
+                os.chmod(staged, 0o644)
+            elif self._move is None:
+                os.chmod(staged, status.st_mode & 0o7777)
+                if os.geteuid() == 0:
+                    os.chown(staged, status.st_uid, status.st_gid)
+        except BaseException:
+            os.unlink(staged)
+            raise
+        return staged
+
+    def publish(self, staged: str, path: str) -> None:
+        try:
+            if self._move is None:
+                os.replace(staged, path)
+            else:
+                self._move(staged, path)
+        finally:
+            if os.path.lexists(staged):
+                os.unlink(staged)
+
+    def __call__(self, path: str, data: bytes) -> None:
+        staged = self.stage(path, data)
+        try:
+            sync_files([staged])
+        except BaseException:
+            os.unlink(staged)
+            raise
+        self.publish(staged, path)
+
+
+# Replace ``path`` with ``data`` in one rename, keeping its owner and mode (the writer of the tests and of plain use).
+atomic_write = StagingWriter()
 
 
 def _durable_write(path: str, data: bytes, mode: int = 0o600) -> None:
@@ -230,16 +304,6 @@ def _missing_folders(path: str) -> list:
             break
         folder = parent
     return missing[::-1]
-
-
-def _makedirs_durably(folder: str, mode: int = 0o700) -> None:
-    """os.makedirs, with every new folder's parent synced, so that the folder survives a power cut too."""
-    for new in _missing_folders(folder):
-        try:
-            os.mkdir(new, mode)
-        except FileExistsError:
-            continue
-        fsync_folder(os.path.dirname(new))
 
 
 def _atomic_symlink(target: str, path: str) -> None:
@@ -294,34 +358,62 @@ class _Backups:
     """Copies of the original files, under one folder per transaction (a time stamp) that mirrors their paths.
 
     Outside the server's config tree on purpose: a backup beside the file would be loaded by an
-    include glob and break the server. Each copy is durable before the journal names it. The folders
-    are root's with mode 0700 and the copies mode 0600, whatever the mode of the original: a
-    configuration file may hold secrets, and a copy must never be more readable than it.
+    include glob and break the server. ``name`` says where a copy goes, ``save`` writes it,
+    ``make_durable`` syncs every copy saved since, then each folder that got a new name, once: the
+    journal names the copies before they are written and makes them count only after that (see Journal). The folders are root's with mode 0700 and the copies mode 0600, whatever
+    the mode of the original: a configuration file may hold secrets, and a copy must never be more
+    readable than it.
     """
 
     def __init__(self, base: str) -> None:
         self.base = base
         self.root = None
+        self._made = False  # whether self.root exists yet
+        self._unsynced_files = []
+        self._unsynced_folders = set()  # folders that got a new name (a copy or a folder) since the last make_durable
 
-    def save(self, path: str, data: bytes, mode: int) -> str:
+    def name(self, path: str) -> str:
+        """Where the copy of ``path`` goes. Nothing is made yet: the journal names a copy before it is written (see Journal)."""
         if self.root is None:
             self.base = state_folder(self.base, "the backup folder")
             stamp = time.strftime("%Y%m%dT%H%M%S")
-            # Two runs in one second must not share a folder: the second would overwrite the first's copies.
+            # Two runs in one second must not share a folder: the second would overwrite the first's copies. Runs
+            # hold the host lock, so a name free now is still free when save() makes it.
             for suffix in [""] + [".%d" % number for number in range(1, 1000)]:
-                try:
-                    os.mkdir(os.path.join(self.base, stamp + suffix), 0o700)
-                except FileExistsError:
-                    continue
-                self.root = os.path.join(self.base, stamp + suffix)
-                fsync_folder(self.base)
-                break
+                if not os.path.lexists(os.path.join(self.base, stamp + suffix)):
+                    self.root = os.path.join(self.base, stamp + suffix)
+                    break
             else:
                 raise OSError(errno.EEXIST, "no free backup folder name in %s" % self.base)
-        target = os.path.join(self.root, path.lstrip(os.sep))
-        _makedirs_durably(os.path.dirname(target))
-        _durable_write(target, data, 0o600)
-        return target
+        return os.path.join(self.root, path.lstrip(os.sep))
+
+    def save(self, target: str, data: bytes) -> None:
+        """Write the copy at ``target`` (a name given by ``name``), not synced yet: see make_durable."""
+        if not self._made:
+            os.mkdir(self.root, 0o700)  # fails if it appeared since: never writes into a folder it did not make
+            self._made = True
+            self._unsynced_folders.add(self.base)
+        for new in _missing_folders(os.path.dirname(target)):
+            os.mkdir(new, 0o700)
+            self._unsynced_folders.add(os.path.dirname(new))
+        # The folder is this transaction's own, new and root's: the copy is written at its name at once (no rename).
+        handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            os.fchmod(handle, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view):]
+        finally:
+            os.close(handle)
+        self._unsynced_files.append(target)
+        self._unsynced_folders.add(os.path.dirname(target))
+
+    def make_durable(self) -> None:
+        """Sync every copy saved since the last call, then each folder that got a new name, once."""
+        sync_files(self._unsynced_files)
+        for folder in sorted(self._unsynced_folders, key=len, reverse=True):
+            fsync_folder(folder)
+        self._unsynced_files, self._unsynced_folders = [], set()
 
 
 def _remove_copies(folder: str, root: str | None, steps: list) -> None:
@@ -357,15 +449,19 @@ class JournalError(TransactionError):
 class Journal:
     """The write-ahead record of one transaction: ``folder``/ocsp-stapling.journal.
 
-    A header line (version, pid, start, intent) written atomically, then one JSON record per line,
-    appended: a step (what was at a path, fsynced before the path changes), a step made, a phase.
-    A crash in the middle of an append leaves a torn last line, which the reader passes over: the
-    change it was about was not made yet, since a change waits for its record's fsync.
+    A header line (version, pid, start, intent; phase "recording") written atomically, then one JSON
+    record per line, appended: the steps (what was at each path, with the name of its copy, synced
+    before any copy is written, so that every copy on disk is named), a phase, a step made. Steps count
+    from the first {"phase": "applying"} after them, which is synced once their copies are durable; no
+    change is made before it. A recovery therefore neither restores nor trusts the copies of steps
+    after the last such record (a run killed while recording changed nothing). A crash in the middle of
+    an append leaves a torn last line, which the reader passes over.
 
     ``intent`` is what the caller wants a later recovery to know about the run (module, state, ...).
     With ``keep_backups`` false the copies are removed with the journal (the caller asked for no
-    backup folder); otherwise they stay in ``folder`` as the history they always were. The folder
-    must pass the checks of _trust (it is created root-only when missing).
+    backup folder); otherwise they stay in ``folder`` as the history they always were, except copies
+    of steps that never counted. The folder must pass the checks of _trust (it is created root-only
+    when missing).
     """
 
     def __init__(self, folder: str, intent: dict | None = None, keep_backups: bool = True) -> None:
@@ -376,7 +472,9 @@ class Journal:
         self.backups = _Backups(folder)
         self.keep_backups = keep_backups
         self.state = dict(version=JOURNAL_VERSION, pid=os.getpid(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                          intent=intent or {}, keep_backups=keep_backups, phase="applying", steps=[])
+                          intent=intent or {}, keep_backups=keep_backups, phase="recording", steps=[])
+        self.applied = 0  # how many of the steps count (see the class docstring)
+        self._numbers = {}  # id(step) -> its index in the journal, for the "done" records
         self._fd = None
 
     def begin(self) -> None:
@@ -392,29 +490,38 @@ class Journal:
         # The folder passed the checks of _trust, and the file was just made there by this process.
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
 
-    def _append(self, record: dict, durable: bool = True) -> None:
-        data = _journal_line(record)
+    def _append(self, records: list, durable: bool = True) -> None:
+        data = b"".join(_journal_line(record) for record in records)
         while data:
             data = data[os.write(self._fd, data):]
         if durable:
             os.fsync(self._fd)
 
-    def add_step(self, step: dict) -> None:
-        """Record what is at a path before it changes, durably: only then may the change be made."""
-        self.state["steps"].append(step)
-        record = {"step": step}
-        if self.state.get("backup_root") != self.backups.root:
-            self.state["backup_root"] = record["backup_root"] = self.backups.root
-        self._append(record)
+    def record(self, steps: list) -> None:
+        """Append what is at each path before it changes, with the name of its copy, in one write and one fsync. The
+        steps count only from the next set_phase("applying"), once their copies are written and durable."""
+        records = []
+        for step in steps:
+            self._numbers[id(step)] = len(self.state["steps"])
+            self.state["steps"].append(step)
+            record = {"step": step}
+            if self.state.get("backup_root") != self.backups.root:
+                self.state["backup_root"] = record["backup_root"] = self.backups.root
+            records.append(record)
+        if records:
+            self._append(records)
 
     def step_done(self, step: dict) -> None:
         """Note that a recorded step was made. Not synced: a recovery restores every step either way, the mark only
         tells a person how far the run got, and the next synced record carries it to disk."""
-        self._append({"done": self.state["steps"].index(step)}, durable=False)
+        self._append([{"done": self._numbers[id(step)]}], durable=False)
 
     def set_phase(self, phase: str) -> None:
+        """Append the phase, durably. "applying" is the point from which every step recorded so far counts."""
         self.state["phase"] = phase
-        self._append({"phase": phase})
+        self._append([{"phase": phase}])
+        if phase == "applying":
+            self.applied = len(self.state["steps"])
 
     def discard(self) -> None:
         """The commit point (or the end of a complete rollback): afterwards nothing is left to recover."""
@@ -423,16 +530,28 @@ class Journal:
             self._fd = None
         os.unlink(self.path)
         fsync_folder(self.folder)
-        if not self.keep_backups:
-            _remove_copies(self.folder, self.backups.root, self.state["steps"])
+        steps = self.state["steps"]
+        # Copies of steps that never counted were never the record of a change: no history to keep.
+        _remove_copies(self.folder, self.backups.root, steps if not self.keep_backups else steps[self.applied:])
 
 
 class FileTransaction:
-    """Files replaced, created, linked or removed so far, with what was there before, so that all of
-    it can be put back.
+    """Files replaced, created, linked or removed, with what was there before, so that all of it can be put back.
 
-    Every step is recorded durably in the ``journal`` before it is made (see the module docstring), with
-    a copy of what it replaces: there is no other mode, so what the tests run is what the modules run.
+    ``write``, ``makedirs``, ``remove``, ``link`` and ``unlink`` queue a change; ``flush`` makes the
+    queued changes, batched (see the module docstring):
+
+    1. what is at every path is read, and every step appended to the ``journal`` in one write and
+       one fsync, with the name of its copy (nothing changed yet);
+    2. a copy of every file is written, the copies are synced together, and one more fsync of the
+       journal ("applying") makes the whole record count;
+    3. the new folders are made, every new file is staged beside its target and the staged files are
+       synced together;
+    4. the staged files are renamed over their targets, and links and removals made, one by one in
+       the order queued, each marked done.
+
+    A writer without ``stage`` (a plain ``writer(path, data)``) writes each file in step 4 instead.
+    There is no unjournaled mode, so what the tests run is what the modules run.
     """
 
     def __init__(self, journal: Journal, writer=atomic_write) -> None:
@@ -444,12 +563,15 @@ class FileTransaction:
         self.originals = {}  # real path -> original bytes, _Symlink, or None where nothing was
         self.folders = []  # folders created, parents first, removed again by a rollback
         self.current = None  # the path being changed, to name it when the change fails
+        self._queue = []  # (operation, path, argument) waiting for flush()
+        self._made = set()  # paths changed so far (steps marked done)
 
     def _record(self, path: str, operation: str) -> dict | None:
-        """Note what is at ``path`` before its first change, durably when journaled; None when already noted."""
+        """Note what is at ``path`` before its first change, with a copy of a file (not durable yet: see flush); None
+        when already noted."""
         if path in self.originals and operation != "mkdir":
             return None
-        checkpoint("before-backup")
+        self.current = path
         step = dict(op=operation, path=path, done=False)
         # What is there decides what to record, not the operation: a link() that finds a file in its way
         # fails, and its rollback must not then remove that file.
@@ -463,7 +585,7 @@ class FileTransaction:
             with open(path, "rb") as stream:
                 before = stream.read()
             step.update(kind="file", sha256=_digest(before), mode=stat.S_IMODE(status.st_mode), uid=status.st_uid, gid=status.st_gid)
-            step["backup"] = self._backups.save(path, before, status.st_mode)
+            step["backup"] = self._backups.name(path)  # written by flush, once the journal names it
         else:
             before = None
         step.setdefault("kind", "absent")
@@ -472,62 +594,102 @@ class FileTransaction:
         else:
             self.originals[path] = before
         self.steps.append(dict(step, data=before))
-        self._journal.add_step(step)
-        checkpoint("after-backup")
         return step
 
     def _mark(self, step: dict | None) -> None:
         """Mark a recorded step as made (a recovery restores it either way: the mark tells a person how far the run got)."""
         if step is not None:
             step["done"] = True
+            self._made.add(step["path"])
             self._journal.step_done(step)
-
-    def _done(self, step: dict | None) -> None:
-        self._mark(step)
-        checkpoint("between-files")
 
     def write(self, path: str, data: bytes, mode: int | None = None) -> None:
         """Replace ``path`` with ``data``; with ``mode``, set its permission bits too (else they are kept)."""
-        path = os.path.realpath(path)  # a symlinked site is edited at its target; the link stays
-        self.current = path
-        step = self._record(path, "write")
-        self._writer(path, data)
-        if mode is not None:
-            os.chmod(path, mode)
-        self._done(step)
+        self._queue.append(("write", path, (data, mode)))
 
     def makedirs(self, path: str, mode: int = 0o755) -> None:
         """Create the folder ``path`` and its missing parents with ``mode``, as a rollback will remove them."""
-        for folder in _missing_folders(path):
-            self.current = folder
-            step = self._record(folder, "mkdir")
-            os.mkdir(folder)
-            os.chmod(folder, mode)  # mkdir's mode is cut by the umask
-            self._mark(step)
+        self._queue.append(("makedirs", path, mode))
 
     def remove(self, path: str) -> None:
-        path = os.path.realpath(path)
-        self.current = path
-        step = self._record(path, "remove")
-        os.unlink(path)
-        self._done(step)
+        self._queue.append(("remove", path, None))
 
     def link(self, path: str, target: str) -> None:
         """Create the symlink ``path`` -> ``target`` (as a2enmod / a2enconf do); nothing must be there."""
-        self.current = path
-        step = self._record(path, "link")
-        os.symlink(target, path)  # fails when something is there: never replaces a file or link silently
-        self._done(step)
+        self._queue.append(("link", path, target))
 
     def unlink(self, path: str) -> None:
         """Remove the symlink ``path`` itself (as a2disconf does), never its target."""
-        self.current = path
-        step = self._record(path, "unlink")
-        os.unlink(path)
-        self._done(step)
+        self._queue.append(("unlink", path, None))
+
+    def _plan(self, queue: list) -> list:
+        """Record every queued change (phase 1 of flush); returns [(journal step or None, operation, path, argument)]."""
+        planned = []
+        for operation, path, argument in queue:
+            if operation == "makedirs":
+                for folder in _missing_folders(path):
+                    if folder not in self.folders:  # two files queued into one new folder: it is made once
+                        planned.append((self._record(folder, "mkdir"), "mkdir", folder, argument))
+                continue
+            if operation in ("write", "remove"):
+                path = os.path.realpath(path)  # a symlinked site is edited at its target; the link stays
+            planned.append((self._record(path, operation), operation, path, argument))
+        return planned
+
+    def flush(self) -> None:
+        """Make every queued change, batched (see the class docstring). An OSError leaves the changes made so far for
+        rollback() to undo, and ``current`` names the path it was about."""
+        queue, self._queue = self._queue, []
+        checkpoint("before-backup")
+        planned = self._plan(queue)
+        steps = [step for step, _operation, _path, _argument in planned if step is not None]
+        self._journal.record(steps)  # first the names: no copy is ever on disk that the journal does not name
+        for step in steps:
+            if step["kind"] == "file":
+                self._backups.save(step["backup"], self.originals[step["path"]])
+        self._backups.make_durable()
+        checkpoint("after-copies")  # copies durable and named, but they do not count yet: a recovery restores nothing
+        self._journal.set_phase("applying")
+        checkpoint("after-backup")
+        for step, operation, path, mode in planned:
+            if operation == "mkdir":
+                self.current = path
+                os.mkdir(path)
+                os.chmod(path, mode)  # mkdir's mode is cut by the umask
+                self._mark(step)
+        staged = {}
+        try:
+            if hasattr(self._writer, "stage"):
+                for number, (_step, operation, path, argument) in enumerate(planned):
+                    if operation == "write":
+                        self.current = path
+                        staged[number] = self._writer.stage(path, argument[0])
+                sync_files(staged.values())
+            checkpoint("after-staging")  # every new file durable beside its target, no target changed yet
+            for number, (step, operation, path, argument) in enumerate(planned):
+                if operation == "mkdir":
+                    continue
+                self.current = path
+                if operation == "write":
+                    if number in staged:
+                        self._writer.publish(staged.pop(number), path)
+                    else:
+                        self._writer(path, argument[0])
+                    if argument[1] is not None:
+                        os.chmod(path, argument[1])
+                elif operation == "link":
+                    os.symlink(argument, path)  # fails when something is there: never replaces a file or link silently
+                else:  # remove a file, unlink a link (never its target)
+                    os.unlink(path)
+                self._mark(step)
+                checkpoint("between-files")
+        finally:
+            for leftover in staged.values():
+                if os.path.lexists(leftover):
+                    os.unlink(leftover)
 
     def synced(self) -> None:
-        """Make every change durable (the folders of the renames), before the journal goes at the commit."""
+        """Make every change durable (the folders of the renames, each once), before the journal goes at the commit."""
         for folder in sorted({os.path.dirname(step["path"]) for step in self.steps}):
             if os.path.isdir(folder):
                 fsync_folder(folder)
@@ -540,7 +702,8 @@ class FileTransaction:
             raise TransactionError("could not restore %s: restore them from the backups by hand; the journal %s lists them and the next "
                                    "run tries again" % (", ".join(failures), self._journal.path))
         self._journal.discard()
-        return list(self.originals) + self.folders
+        changed = self._made | {self.current}  # the one being changed when it failed may be half made
+        return [path for path in list(self.originals) + self.folders if path in changed]
 
 
 def _same_file(path: str, step: dict, data: bytes) -> bool:
@@ -629,8 +792,9 @@ def _journal_line(record: dict) -> bytes:
 
 
 def _fold_journal(text: str) -> dict:
-    """The state a journal's text describes: version 1 as it is; version 2 folded from its lines. ValueError when it is
-    neither; a torn last line (a crash in the middle of an append) is passed over."""
+    """The state a journal's text describes: version 1 as it is; versions 2 and 3 folded from their lines. ValueError when
+    it is neither; a torn last line (a crash in the middle of an append) is passed over. For version 3, ``applied`` is
+    how many steps count: those before the last "applying" phase record (see Journal)."""
     try:
         whole = json.loads(text)
     except ValueError:
@@ -639,9 +803,11 @@ def _fold_journal(text: str) -> dict:
         return whole
     lines = text.split("\n")
     state = json.loads(lines[0])
-    if not isinstance(state, dict) or state.get("version") != 2:
+    if not isinstance(state, dict) or state.get("version") not in (2, 3):
         return state
     state["steps"] = []
+    if state["version"] == 3:
+        state["applied"] = 0
     records = lines[1:]
     for number, line in enumerate(records):
         if not line:
@@ -660,6 +826,8 @@ def _fold_journal(text: str) -> dict:
             state["backup_root"] = record["backup_root"]
         if "phase" in record:
             state["phase"] = record["phase"]
+            if record["phase"] == "applying" and "applied" in state:
+                state["applied"] = len(state["steps"])
         if "done" in record:
             index = record["done"]
             if not isinstance(index, int) or not 0 <= index < len(state["steps"]) or not isinstance(state["steps"][index], dict):
@@ -764,26 +932,29 @@ def _recover(folder: str, writer, check: bool, what: str) -> dict | None:
     if not os.path.lexists(path):
         return None
     state = read_journal(path)
+    # Steps recorded after the last "applying" record (version 3) were never acted on: nothing to restore, and their
+    # copies may be incomplete, so they are neither read nor trusted.
+    counted = state.get("applied", len(state["steps"]))
+    steps, uncounted = state["steps"][:counted], state["steps"][counted:]
     originals = {}
-    for step in state["steps"]:
+    for step in steps:
         if step["kind"] == "file":
             originals[step["path"]] = _load_backup(path, step)
     report = dict(journal=path, phase=state.get("phase"), started=state.get("started"), pid=state.get("pid"), intent=state.get("intent") or {})
     if check:
-        report["paths"] = [step["path"] for step in reversed(state["steps"]) if _differs(step, originals.get(step["path"]))]
+        report["paths"] = [step["path"] for step in reversed(steps) if _differs(step, originals.get(step["path"]))]
         return report
     restored = []
-    failures = _restore(state["steps"], lambda step: originals.get(step["path"]), writer, restored)
+    failures = _restore(steps, lambda step: originals.get(step["path"]), writer, restored)
     if failures:
         raise TransactionError("could not roll back the interrupted transaction of %s: %s; fix that and run again (the journal stays)" % (
             path, ", ".join(failures)))
-    for folder_name in sorted({os.path.dirname(step["path"]) for step in state["steps"]}):
+    for folder_name in sorted({os.path.dirname(step["path"]) for step in steps}):
         if os.path.isdir(folder_name):
             fsync_folder(folder_name)
     os.unlink(path)
     fsync_folder(folder)
-    if state.get("keep_backups", True) is False:
-        _remove_copies(folder, state.get("backup_root"), state["steps"])
+    _remove_copies(folder, state.get("backup_root"), state["steps"] if state.get("keep_backups", True) is False else uncounted)
     report["paths"] = restored
     return report
 
@@ -800,29 +971,17 @@ def _differs(step: dict, original) -> bool:
     return os.path.lexists(path) and not os.path.isdir(path)
 
 
-def staging_writer(move):
-    """A writer that stages the data beside the file and lets ``move(staged, path)`` replace it.
+def staging_writer(move) -> StagingWriter:
+    """The writer of the modules: stage the data beside the file, and let ``move(staged, path)`` replace it (see StagingWriter).
 
     Modules pass AnsibleModule.atomic_move, which also keeps the SELinux context of the file.
     """
-    def write(path: str, data: bytes) -> None:
-        handle, staged = tempfile.mkstemp(dir=os.path.dirname(path), prefix=TEMPORARY_PREFIX)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())  # the rename must never publish a file whose bytes are not on disk yet
-            if not os.path.exists(path):
-                os.chmod(staged, 0o644)
-            move(staged, path)
-        finally:
-            if os.path.lexists(staged):
-                os.unlink(staged)
-    return write
+    return StagingWriter(move)
 
 
 def apply_and_test(apply, test, test_name: str, journal: Journal, writer=atomic_write) -> None:
-    """Make the changes (``apply(transaction)``), then ask the server (``test() -> (ok, output)``).
+    """Make the changes (``apply(transaction)`` queues them, FileTransaction.flush makes them), then ask the server
+    (``test() -> (ok, output)``).
 
     When a change cannot be made or the server refuses the result, everything is put back byte for
     byte and ChangeRefused says why; nothing is reloaded either way, that is the caller's next step.
@@ -831,6 +990,7 @@ def apply_and_test(apply, test, test_name: str, journal: Journal, writer=atomic_
     transaction = FileTransaction(journal, writer=writer)
     try:
         apply(transaction)
+        transaction.flush()
     except OSError as exc:
         restored = transaction.rollback()
         raise ChangeRefused("could not change %s (%s); everything was put back" % (transaction.current, exc.strerror or exc), restored) from None

@@ -62,8 +62,11 @@ def test_rollback_restores_every_file_byte_for_byte_through_symlinks(tmp_path):
     transaction = FileTransaction(Journal(str(backups)))
     transaction.write(str(enabled / "a"), b"changed")
     transaction.write(str(main), b"changed too")
-    transaction.write(str(main), b"changed again")  # the original is the one before the first write
-    assert (enabled / "a").is_symlink() and (available / "a").read_bytes() == b"changed"
+    assert (available / "a").read_bytes() == b"server {\r\n  listen 443 ssl;\r\n}\r\n"  # queued, not made yet
+    transaction.flush()
+    transaction.write(str(main), b"changed again")  # a second batch: the original is the one before the first write
+    transaction.flush()
+    assert (enabled / "a").is_symlink() and (available / "a").read_bytes() == b"changed" and main.read_bytes() == b"changed again"
 
     restored = transaction.rollback()
     assert restored == [str((available / "a").resolve()), str(main.resolve())]
@@ -87,6 +90,7 @@ def test_rollback_failure_names_the_file(tmp_path, journal):
 
     transaction = FileTransaction(journal, writer=writer)
     transaction.write(str(path), b"b")
+    transaction.flush()
     with pytest.raises(TransactionError, match="could not restore .*x.conf \\(Permission denied\\)"):
         transaction.rollback()
 
@@ -104,6 +108,7 @@ def test_rollback_removes_created_files_and_links_and_brings_back_removed_ones(t
     transaction.remove(str(old))
     (enabled / "old.conf").symlink_to("../old.conf")
     transaction.unlink(str(enabled / "old.conf"))
+    transaction.flush()
     assert (enabled / "ocsp-stapling.conf").read_bytes().startswith(b"SSLStaplingCache") and not old.exists()
     transaction.rollback()
     assert sorted(os.listdir(available)) == [] and sorted(os.listdir(enabled)) == ["old.conf"]

@@ -72,6 +72,11 @@ def tree(*folders) -> dict:
     return found
 
 
+def staged_files(found: dict) -> dict:
+    """The files of ``found`` (see tree) that a transaction staged beside their targets."""
+    return {path: content for path, content in found.items() if os.path.basename(path).startswith(_txn.TEMPORARY_PREFIX)}
+
+
 def changes(conf, chains):
     """Every kind of step: new folders, a new file with a mode, an edit through a symlink, a new file and
     link, a removed file and a removed link."""
@@ -122,7 +127,9 @@ def test_a_run_killed_at_each_step_is_rolled_back_by_the_next(tmp_path, step):
     status = run_in_child(transaction_body(conf, chains, journal_dir, passes=step != "during-rollback"), {KILL_AT_VARIABLE: step})
     assert killed(status), "the run was meant to die at %s (status %r)" % (step, status)
 
-    # Never a partial file: each path holds the old or the new content, and no temporary file is left in the tree.
+    # Never a partial file: each path holds the old or the new content. Between the staging and the last rename, the
+    # files not renamed yet wait beside their targets under temporary names, each complete (its new bytes, synced);
+    # at no other step is a temporary file left in the tree.
     after_commit = {}
     reference = tmp_path / "reference"
     conf2, chains2 = layout(reference)
@@ -130,8 +137,15 @@ def test_a_run_killed_at_each_step_is_rolled_back_by_the_next(tmp_path, step):
     for path, content in tree(conf2, chains2).items():
         after_commit[path.replace(str(reference), str(tmp_path))] = content
     now = tree(conf, chains)
+    staged = staged_files(now)
+    assert bool(staged) == (step in ("after-staging", "between-files")), staged
+    for path, content in staged.items():
+        assert content in [new for target, new in after_commit.items()
+                           if os.path.dirname(target) == os.path.dirname(path) and now.get(target) != new], path
+        del now[path]
     for path in set(now) | set(before) | set(after_commit):
         assert now.get(path) in (before.get(path), after_commit.get(path)), path
+    now = tree(conf, chains)
     journal = journal_dir / JOURNAL_NAME
     assert journal.exists()
 
@@ -142,7 +156,8 @@ def test_a_run_killed_at_each_step_is_rolled_back_by_the_next(tmp_path, step):
 
     report = recover(str(journal_dir))
     assert tree(conf, chains) == before
-    assert sorted(report["paths"]) == sorted(path for path in set(now) | set(before) if now.get(path) != before.get(path))
+    # The staged files are removed too; the paths reported are those put back.
+    assert sorted(report["paths"]) == sorted(path for path in set(now) | set(before) if path not in staged and now.get(path) != before.get(path))
     assert not journal.exists()
     assert recover(str(journal_dir)) is None
     # The run after it goes through.
@@ -226,9 +241,11 @@ def test_a_recovery_that_is_killed_too_is_finished_by_the_next_one(tmp_path):
     assert tree(conf, chains) == before
 
 
-def test_a_run_killed_while_appending_to_the_journal_loses_nothing(tmp_path, monkeypatch):
-    """The journal is appended to, one record a line: a crash in the middle of a record leaves a torn last line, which a
-    recovery passes over (the change it was about waited for the record, so it was never made)."""
+@pytest.mark.parametrize("torn", [1, 4])
+def test_a_run_killed_while_appending_to_the_journal_loses_nothing(tmp_path, monkeypatch, torn):
+    """The journal is appended to, one record a line: a crash in the middle of an append leaves a torn last line, which a
+    recovery passes over. Append 1 holds every step, unsynced: torn there, no step counts (the "applying" record that
+    would make them count never came, and no change was made without it). Append 4 is a "done" mark, after changes."""
     conf, chains = layout(tmp_path)
     journal_dir = tmp_path / "backups"
     before = tree(conf, chains)
@@ -240,7 +257,7 @@ def test_a_run_killed_while_appending_to_the_journal_loses_nothing(tmp_path, mon
         def write(fd, data, *args):
             if os.path.basename(os.readlink("/proc/self/fd/%d" % fd)) == JOURNAL_NAME:
                 appends.append(data)
-                if len(appends) == 4:  # half the record reaches the file, then the power goes
+                if len(appends) == torn:  # half the record reaches the file, then the power goes
                     real_write(fd, data[:len(data) // 2])
                     os._exit(137)
             return real_write(fd, data, *args)
@@ -254,9 +271,116 @@ def test_a_run_killed_while_appending_to_the_journal_loses_nothing(tmp_path, mon
     assert not text.endswith("\n")  # torn
     state = read_journal(str(journal_dir / JOURNAL_NAME))  # still read: the torn line is passed over
     assert state["steps"]  # what was recorded before the tear
-    recover(str(journal_dir))
+    assert state["applied"] == (0 if torn == 1 else len(state["steps"]))
+    if torn == 1:
+        assert tree(conf, chains) == before  # nothing changed without the "applying" record
+    report = recover(str(journal_dir))
     assert tree(conf, chains) == before
     assert not (journal_dir / JOURNAL_NAME).exists()
+    if torn == 1:
+        assert report["paths"] == [] and [path for path in journal_dir.rglob("*") if path.is_file()] == []
+
+
+def test_a_run_killed_while_recording_changed_nothing_and_its_copies_are_not_trusted(tmp_path):
+    """Killed after the copies and the steps were written, before the "applying" record: nothing was changed, so the
+    recovery restores nothing, reads no copy (one may be incomplete: here one is cut short), and removes them, even
+    from a backup folder that keeps its copies (they were never the record of a change)."""
+    conf, chains = layout(tmp_path)
+    journal_dir = tmp_path / "backups"
+    before = tree(conf, chains)
+    assert killed(run_in_child(transaction_body(conf, chains, journal_dir), {KILL_AT_VARIABLE: "after-copies"}))
+    assert tree(conf, chains) == before
+    state = read_journal(str(journal_dir / JOURNAL_NAME))
+    assert state["phase"] == "recording" and state["applied"] == 0 and len(state["steps"]) == 8
+    copies = [step["backup"] for step in state["steps"] if step["kind"] == "file"]
+    assert len(copies) == 2
+    with open(copies[0], "r+b") as stream:
+        stream.truncate(3)
+    report = recover(str(journal_dir), check=True)
+    assert report["paths"] == [] and report["phase"] == "recording"
+    report = recover(str(journal_dir))
+    assert report["paths"] == [] and tree(conf, chains) == before
+    assert os.listdir(journal_dir) == []
+    transaction_body(conf, chains, journal_dir)()
+    assert (conf / "available" / "a.conf").read_bytes() == NEW_SITE
+
+
+def test_a_journal_of_version_2_is_still_rolled_back(tmp_path):
+    """A journal left by the previous release (steps appended one by one, each synced before its change; no
+    "recording" phase) counts every step it holds."""
+    conf, chains = layout(tmp_path)
+    journal_dir = tmp_path / "backups"
+    before = tree(conf, chains)
+    assert killed(run_in_child(transaction_body(conf, chains, journal_dir), {KILL_AT_VARIABLE: "between-files"}))
+    lines = (journal_dir / JOURNAL_NAME).read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["version"] == 3 and header["phase"] == "recording"
+    header.update(version=2, phase="applying")
+    records = [line for line in lines[1:] if json.loads(line) != {"phase": "applying"}]
+    (journal_dir / JOURNAL_NAME).write_text("\n".join([json.dumps(header)] + records) + "\n")
+    state = read_journal(str(journal_dir / JOURNAL_NAME))
+    assert state["version"] == 2 and "applied" not in state and len(state["steps"]) == 8
+    assert tree(conf, chains) != before
+    recover(str(journal_dir))
+    assert tree(conf, chains) == before
+
+
+def test_nothing_changes_before_its_record_and_no_rename_publishes_bytes_not_on_disk(tmp_path, monkeypatch):
+    """The order of what reaches the disk, watched at every fsync, rename, link, removal and new folder of a real
+    transaction: every copy and the journal's "applying" record are synced before the first change; every staged file
+    before the rename that publishes it. And what is synced is batched: each file once, each folder at most twice."""
+    conf, chains = layout(tmp_path)
+    journal_dir = tmp_path / "backups"
+    events = []
+    real = {name: getattr(os, name) for name in ("fsync", "replace", "symlink", "unlink", "mkdir")}
+
+    def watch(name):
+        def call(*args, **kwargs):
+            if name == "fsync":
+                path = os.readlink("/proc/self/fd/%d" % args[0])
+                text = open(path, "rb").read() if os.path.isfile(path) else b""  # what the fsync made durable
+                outcome = real[name](*args, **kwargs)
+                events.append(("fsync", path, text))
+                return outcome
+            events.append((name, str(args[1] if name in ("replace", "symlink") else args[0]), None))
+            return real[name](*args, **kwargs)
+        return call
+
+    for name in real:
+        monkeypatch.setattr(os, name, watch(name))
+    transaction_body(conf, chains, journal_dir)()
+    for name in real:
+        monkeypatch.setattr(os, name, real[name])
+
+    def is_change(event):
+        name, path, _data = event
+        return name != "fsync" and (path.startswith(str(tmp_path / "conf")) or path.startswith(str(chains)))
+
+    first_change = next(number for number, event in enumerate(events) if is_change(event))
+    synced = {path: number for number, (name, path, _data) in enumerate(events) if name == "fsync"}
+    journal = str(journal_dir / JOURNAL_NAME)
+    applying = [number for number, (name, path, data) in enumerate(events)
+                if name == "fsync" and path == journal and data.endswith(b'{"phase":"applying"}\n')]
+    assert applying and applying[0] < first_change
+    copies = [path for path in synced if str(journal_dir) in path and path != journal and os.path.isfile(path)]
+    assert len(copies) == 2 and all(synced[path] < applying[0] for path in copies)
+    # Each staged file is synced, complete, before its rename; the rename is the first time its target changes.
+    renames = [(number, path) for number, (name, path, _data) in enumerate(events) if name == "replace" and is_change(events[number])]
+    assert len(renames) == 3
+    for number, target in renames:
+        staged = [(index, path, data) for index, (name, path, data) in enumerate(events[:number])
+                  if name == "fsync" and os.path.dirname(path) == os.path.dirname(target) and os.path.basename(path).startswith(_txn.TEMPORARY_PREFIX)]
+        assert any(data == open(target, "rb").read() for _index, _path, data in staged), target
+    # Batched: each file synced once (the journal once per synced record: the steps, "applying", "testing"; its header
+    # under a temporary name), each folder at most twice, the journal's own three times (its header, the new backup
+    # folder, its removal at the commit).
+    counts = {}
+    for name, path, _data in events:
+        if name == "fsync":
+            counts[path] = counts.get(path, 0) + 1
+    assert counts.pop(journal) == 3 and counts.pop(str(journal_dir)) == 3
+    assert all(count == 1 for path, count in counts.items() if not os.path.isdir(path)), counts
+    assert all(count <= 2 for path, count in counts.items() if os.path.isdir(path)), counts
 
 
 def test_a_journal_of_version_1_is_still_rolled_back(tmp_path):
