@@ -41,8 +41,8 @@ import re
 import signal
 import stat
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from ._trust import UntrustedPath, check_state_file, open_state_file, private_folder, read_state_file
 
@@ -197,21 +197,33 @@ def sync_files(paths: list) -> None:
     The same guarantee and error reporting as one fsync after another, at about the cost of one: a
     file system commits concurrent fsyncs together. Raises the first OSError met, after all are done.
     """
-    def sync(path: str) -> None:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    pending = list(paths)[::-1]
+    failures = []
 
-    paths = list(paths)
-    if len(paths) < 2:
-        for path in paths:
-            sync(path)
-        return
-    with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(paths))) as pool:
-        for outcome in [pool.submit(sync, path) for path in paths]:
-            outcome.result()
+    def work() -> None:
+        while True:
+            try:
+                path = pending.pop()  # atomic: each path is taken by one thread
+            except IndexError:
+                return
+            try:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                failures.append(exc)
+
+    # Plain threads (threading is loaded by Ansible anyway; concurrent.futures would cost an import in every run).
+    workers = [threading.Thread(target=work) for _number in range(min(_SYNC_THREADS, len(pending)) - 1)]
+    for worker in workers:
+        worker.start()
+    work()
+    for worker in workers:
+        worker.join()
+    if failures:
+        raise failures[0]
 
 
 class StagingWriter:
