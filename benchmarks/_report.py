@@ -106,12 +106,17 @@ def _load(figures: tuple) -> str:
 
 def header(command: str, now: float | None = None) -> str:
     end = now if now is not None else time.time()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busiest = max(STARTED_LOAD[0], os.getloadavg()[0], STARTED_LOAD[1])
+    # Other work on a shared machine stretches every figure, and not all alike: say so where the figures are.
+    busy = ("\n\n**The machine was busy during this run (load average up to %.1f on %d cores): the times are stretched "
+            "and the ratios less exact than in a quiet run.**" % (busiest, cores)) if busiest > cores else ""
     start_text = datetime.datetime.fromtimestamp(STARTED, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     end_text = datetime.datetime.fromtimestamp(end, datetime.timezone.utc).strftime("%H:%M UTC")
     return "\n".join([
         "<!-- written by the benchmark (benchmarks/_report.py); a rerun replaces everything up to the end marker -->",
         "Run of %s-%s. Machine: %s. Load average (1 / 5 / 15 min): %s at the start, %s at the end."
-        % (start_text, end_text, machine(), _load(STARTED_LOAD), _load(os.getloadavg())),
+        % (start_text, end_text, machine(), _load(STARTED_LOAD), _load(os.getloadavg())) + busy,
         "",
         "Command: `%s`" % command,
     ])

@@ -63,3 +63,11 @@ def test_the_default_command_is_the_running_one_relative_to_the_repository(monke
 def test_a_bad_section_name_is_refused() -> None:
     with pytest.raises(ValueError, match="lower case letters, digits and dashes"):
         _report.write_section("Verify Endpoints", "table")
+
+
+def test_a_busy_machine_is_said_beside_the_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_report, "STARTED_LOAD", (99.0, 50.0, 20.0))
+    assert "**The machine was busy during this run (load average up to 99.0 on " in _report.header("make benchmark")
+    monkeypatch.setattr(_report, "STARTED_LOAD", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(_report.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert "busy" not in _report.header("make benchmark")
