@@ -29,8 +29,11 @@ base_image=localhost/ocsp-stapling-ee-base:$suite
 host_image=localhost/ocsp-stapling-ee-host:$suite
 ee_image=localhost/ocsp-stapling-ee:check
 host_container=ocsp-stapling-ee-host
-# Loopback ports of this check, apart from the Molecule scenarios' (24401-24402, 24511-24532).
+# Loopback ports of this check (sshd, the nginx site, the Apache site), apart from the Molecule
+# scenarios' (24401-24402, 24511-24532); prepare refuses a site port that is in use.
 ssh_port=24622
+nginx_port=24611
+apache_port=24612
 work=$root/.build/ee
 project=$work/project
 python=$root/.venv/bin/python
@@ -50,7 +53,7 @@ fail() {
     exit 1
 }
 
-for tool in podman debootstrap ssh-keygen; do
+for tool in podman debootstrap ssh ssh-keygen; do
     command -v "$tool" >/dev/null || fail "$tool is missing: install podman, debootstrap and openssh-client (CI: bash .ci/provision-podman.sh)"
 done
 # ansible-runner starts the EE with the host's IPC namespace under podman, which needs this folder.
@@ -86,8 +89,14 @@ build_ee() {
         tail -40 "$work/build.log" >&2
         fail "podman build of the execution environment failed (whole log: $work/build.log)"
     fi
-    # What introspection found in the installed collections, as the build log shows it.
-    sed -n '/introspect.py introspect/,/^--> /p' "$work/build.log" | grep "from collection" || true
+    # ansible-builder's introspection must have found every requirement the collection declares.
+    local found wanted
+    found=$(sed -n '/introspect.py introspect/,/^--> /p' "$work/build.log" | grep 'from collection ocsp.stapling' || true)
+    echo "$found"
+    while read -r wanted; do
+        grep -qF -- "'$wanted  # from collection ocsp.stapling'" <<<"$found" ||
+            fail "ansible-builder did not pick up '$wanted' from meta/execution-environment.yml (build log: $work/build.log)"
+    done < <(grep -hv -e '^#' -e '^[[:space:]]*$' meta/ee-requirements.txt bindep.txt)
 }
 
 cleanup() {
@@ -121,11 +130,17 @@ scenario_hosts:
       ansible_ssh_private_key_file: $project/ssh/id_ed25519
       ansible_ssh_common_args: -o UserKnownHostsFile=$project/ssh/known_hosts -o StrictHostKeyChecking=yes
       scenario_sites:
-        - {server_name: www.ee.test, server: nginx, port: 24611}
-        - {server_name: nourl.ee.test, server: nginx, port: 24611, ocsp: false}
-        - {server_name: shop.ee.test, server: apache, port: 24612}
+        - {server_name: www.ee.test, server: nginx, port: $nginx_port}
+        - {server_name: nourl.ee.test, server: nginx, port: $nginx_port, ocsp: false}
+        - {server_name: shop.ee.test, server: apache, port: $apache_port}
 EOF
-    podman run --detach --name "$host_container" --network host --stop-timeout 1 \
+    # The servers run as www-data, and the process limit counts every process of that user on the
+    # machine, other tests' bench servers included: under containers.conf's nproc=1024, Apache could not
+    # start its worker threads on a busy machine. 8192 leaves room and stays under what these machines
+    # let a container set (their own limit is refused); one --ulimit replaces all of containers.conf's
+    # defaults, so the open files limit is given again, as there.
+    local limits=(--ulimit nproc=8192:8192 --ulimit nofile=1024:1024)
+    podman run --detach --name "$host_container" --network host --stop-timeout 1 "${limits[@]}" \
         --volume "$work/sshd:/etc/ssh/ee:ro" "$host_image" \
         /usr/sbin/sshd -D -e -p "$ssh_port" -o ListenAddress=127.0.0.1 -h /etc/ssh/ee/host_key \
         -o AuthorizedKeysFile=/etc/ssh/ee/authorized_keys -o PermitRootLogin=prohibit-password \
@@ -160,7 +175,11 @@ play() {
     navigator run "ocsp.stapling.$name" -i inventory --senv ANSIBLE_NOCOLOR=1 \
         --playbook-artifact-enable true --playbook-artifact-save-as "$work/$label.json" >"$work/$label.navigator.log" 2>&1 || true
     [[ -f $work/$label.json ]] || { tail -30 "$work/$label.navigator.log" >&2; fail "ansible-navigator left no artifact for $label"; }
-    "$venv/bin/python" tests/ee/check_run.py "$work/$label.json" "$work/$label.log" "$@"
+    if ! "$venv/bin/python" tests/ee/check_run.py "$work/$label.json" "$work/$label.log" "$@"; then
+        # What the servers said, before the trap removes their container.
+        podman exec "$host_container" tail -n 15 /var/log/apache2/error.log /var/log/nginx/error.log >&2 || true
+        fail "the $label run in the execution environment failed (output: $work/$label.log)"
+    fi
 }
 
 run_job() {
