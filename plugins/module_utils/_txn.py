@@ -372,9 +372,9 @@ class _Backups:
     Outside the server's config tree on purpose: a backup beside the file would be loaded by an
     include glob and break the server. ``name`` says where a copy goes, ``save`` writes it,
     ``make_durable`` syncs every copy saved since, then each folder that got a new name, once: the
-    journal names the copies before they are written and makes them count only after that (see Journal). The folders are root's with mode 0700 and the copies mode 0600, whatever
-    the mode of the original: a configuration file may hold secrets, and a copy must never be more
-    readable than it.
+    journal names the copies before they are written and makes them count only after that (see
+    Journal). The folders are root's with mode 0700 and the copies mode 0600, whatever the mode of
+    the original: a configuration file may hold secrets, and a copy must never be more readable than it.
     """
 
     def __init__(self, base: str) -> None:
