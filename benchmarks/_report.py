@@ -25,7 +25,8 @@ markers of ``name`` in BENCHMARKS.md::
   then appended at the end. Prose kept outside the markers (setup, what the peers do) is never
   touched, so a script may own just the table of a hand-written section.
 
-The header says when (UTC, start and end of the run), on what (CPU model, cores, memory, kernel,
+The header says when (UTC, start and end of the run), which commit (and whether the collection's code
+had uncommitted changes: the tree is shared), on what (CPU model, cores, memory, kernel,
 distribution, Python, OpenSSL) and how busy the machine was (load average at the start and the end:
 the machines are shared), so a reader can judge a figure without asking. ``BENCHMARKS_MD`` in the
 environment sends the sections to another file (trial runs, tests). Writers of several scripts may
@@ -41,6 +42,7 @@ import platform
 import re
 import shlex
 import ssl
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -100,6 +102,21 @@ def machine() -> str:
     return ", ".join(parts)
 
 
+def revision() -> str:
+    """The commit measured, and whether the collection's code (plugins/, roles/, playbooks/) differed from it."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "plugins", "roles", "playbooks"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return "`%s`%s" % (head, " with uncommitted changes in plugins/, roles/ or playbooks/" if changed else "")
+
+
+# Taken at the start: the tree is shared, and what is measured is what was there when the run began.
+STARTED_REVISION = revision()
+
+
 def _load(figures: tuple) -> str:
     return "%.2f / %.2f / %.2f" % tuple(figures)
 
@@ -115,8 +132,8 @@ def header(command: str, now: float | None = None) -> str:
     end_text = datetime.datetime.fromtimestamp(end, datetime.timezone.utc).strftime("%H:%M UTC")
     return "\n".join([
         "<!-- written by the benchmark (benchmarks/_report.py); a rerun replaces everything up to the end marker -->",
-        "Run of %s-%s. Machine: %s. Load average (1 / 5 / 15 min): %s at the start, %s at the end."
-        % (start_text, end_text, machine(), _load(STARTED_LOAD), _load(os.getloadavg())) + busy,
+        "Run of %s-%s, revision %s. Machine: %s. Load average (1 / 5 / 15 min): %s at the start, %s at the end."
+        % (start_text, end_text, STARTED_REVISION, machine(), _load(STARTED_LOAD), _load(os.getloadavg())) + busy,
         "",
         "Command: `%s`" % command,
     ])

@@ -43,7 +43,7 @@ def test_write_section_adds_date_machine_load_and_command(tmp_path: Path, monkey
     _report.write_section("verify", "| a | b |\n|---|---|\n| 1 | 2 |\n", command="make benchmark")
     text = target.read_text()
     section = text[text.index("<!-- benchmark:verify:begin -->"):text.index("<!-- benchmark:verify:end -->")]
-    assert "Run of 20" in section and " UTC. Machine: " in section and " cores, " in section and "Linux " in section
+    assert "Run of 20" in section and " UTC, revision `" in section and ". Machine: " in section and " cores, " in section and "Linux " in section
     assert "Load average (1 / 5 / 15 min): " in section and "Command: `make benchmark`" in section
     assert section.rstrip().endswith("| 1 | 2 |") and "old table" not in text
     assert text.startswith("# Benchmarks\n\nProse.") and text.endswith("\n\nAfter.\n")
@@ -56,7 +56,8 @@ def test_the_default_command_is_the_running_one_relative_to_the_repository(monke
     monkeypatch.setenv("PYTHONPATH", "tests")
     monkeypatch.delenv("BENCHMARK_PYTHON", raising=False)
     command = _report.running_command()
-    assert command.startswith("ANSIBLE_COLLECTIONS_PATH=.build/collections PYTHONPATH=tests ") and command.endswith(" benchmarks/verify_endpoints.py --rounds 3")
+    assert command.startswith("ANSIBLE_COLLECTIONS_PATH=.build/collections PYTHONPATH=tests ")
+    assert command.endswith(" benchmarks/verify_endpoints.py --rounds 3")
     assert str(_report.REPO) not in command.replace(sys.executable, "")
 
 
