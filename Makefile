@@ -56,7 +56,7 @@ RSYNC_EXCLUDES := --exclude=/.git --exclude=/.venv --exclude='/.venv-*' --exclud
 
 .PHONY: help setup os-deps venv benchmark-venv collections ansible-test-seed \
 	test sanity lint docs changelog unit integration demo benchmark benchmark-compare clean distclean \
-	molecule molecule-images benchmark-molecule
+	molecule molecule-images benchmark-molecule ee
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (each target installs what it needs first)"
@@ -173,6 +173,12 @@ molecule: collections molecule-images ## Run every Molecule scenario (molecule t
 benchmark-molecule: collections molecule-images ## Time the fleet's converge and idempotent runs against a naive playbook
 	cd "$(ROOT)" && $(MOLECULE_ENV) "$(PY)" benchmarks/molecule_fleet.py
 
+# --- Execution environment -------------------------------------------------------------------------
+# After the CI machine's podman set-up (.ci/provision-podman.sh); docs/execution-environment.md says how a
+# user's build differs (no registry, no Galaxy here).
+ee: collections ## Build the example execution environment (ansible-builder, podman) and run the main job in it with ansible-navigator
+	@scripts/ee-check.sh
+
 # --- Cleaning ----------------------------------------------------------------------------------
 
 clean: ## Remove build and test output (.build, caches); keeps the venvs
@@ -181,4 +187,4 @@ clean: ## Remove build and test output (.build, caches); keeps the venvs
 		-o -type d -name __pycache__ -exec rm -rf {} +
 
 distclean: clean ## Also remove .venv/ and .venv-benchmarks/
-	rm -rf "$(VENV)" "$(BENCHMARK_VENV)"
+	rm -rf "$(VENV)" "$(BENCHMARK_VENV)" "$(ROOT)/.venv-ee"

@@ -8,7 +8,8 @@
 # Idempotent: installs only missing packages and writes containers.conf only when it differs.
 set -euo pipefail
 
-packages=(podman runc debootstrap uidmap)
+# openssh-client: the execution-environment check (scripts/ee-check.sh) reaches its managed host over SSH.
+packages=(podman runc debootstrap uidmap openssh-client)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
@@ -23,7 +24,7 @@ fi
 conf=/etc/containers/containers.conf
 wanted='# Written by ocsp.stapling .ci/provision-podman.sh (CI machines only).
 [containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+default_ulimits = ["nofile=1024:1024", "nproc=8192:8192"]
 
 [engine]
 runtime = "runc"
@@ -35,4 +36,8 @@ if [[ ! -f $conf ]] || [[ "$(cat "$conf")" != "$(printf '%s' "$wanted")" ]]; the
     printf '%s' "$wanted" >"$conf"
     echo "provision-podman: wrote $conf"
 fi
+# nproc counts every process of the user on the whole machine: 1024 starved Apache's worker threads (www-data)
+# in the containers when other jobs ran (AH00480), so the limit is 8192.
+# ansible-navigator runs podman containers with the host's IPC namespace, which needs this folder.
+[[ -d /dev/mqueue ]] || mkdir /dev/mqueue
 podman --version

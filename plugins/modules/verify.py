@@ -44,7 +44,7 @@ description:
 author:
   - ocsp.stapling maintainers (@ocsp-stapling)
 requirements:
-  - pyOpenSSL >= 22.1 (TLS client that can ask for the certificate status)
+  - pyOpenSSL >= 23.1 (TLS client that can ask for the certificate status)
   - cryptography >= 40 (OCSP parsing and signature checks)
 extends_documentation_fragment:
   - ocsp.stapling.attributes.read_only
