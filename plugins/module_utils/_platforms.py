@@ -268,4 +268,3 @@ def runtime_env(env: dict, scratch: str) -> dict:
     where Apache is not running, and creates no system folder."""
     missing = dict((name, scratch) for name in RUNTIME_VARIABLES if env.get(name) and not os.path.isdir(env[name]))
     return dict(env, **missing)
-
