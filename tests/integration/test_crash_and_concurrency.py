@@ -29,7 +29,7 @@ import pytest
 from bench import Bench, handshake_until
 from bench.layouts import debian_apache, debian_nginx, snapshot, write_inventory
 
-from ansible_collections.ocsp.stapling.plugins.module_utils._txn import JOURNAL_NAME, KILL_AT_VARIABLE, KILL_STEPS, read_journal
+from ansible_collections.ocsp.stapling.plugins.module_utils._txn import JOURNAL_NAME, KILL_AT_VARIABLE, KILL_STEPS, TEMPORARY_PREFIX, read_journal
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "enable.yml"
@@ -149,13 +149,23 @@ def test_a_run_killed_at_each_step_is_recovered_by_the_next(host, step):
     if step == "during-rollback":
         broken.unlink()
 
-    # Never a partial file: each path is the original or the converged version; no temporary file is in the tree.
+    # Never a partial file: each path is the original or the converged version. From the staging to the last rename, the
+    # new files not renamed yet wait beside their targets under temporary names, each complete (the converged bytes of
+    # a path of its folder that does not hold them yet); at no other step is a temporary file in the tree.
     now = state(host)
+    staged = {path: content for path, content in now.items() if os.path.basename(path).startswith(TEMPORARY_PREFIX)}
+    assert bool(staged) == (step in ("after-staging", "between-files")), (step, sorted(staged))
+    for path, content in staged.items():
+        assert content in [new for target, new in host["converged"].items()
+                           if os.path.dirname(target) == os.path.dirname(path) and now.get(target) != new], path
+    with_staged = now
+    now = {path: content for path, content in now.items() if path not in staged}
     for path in set(now) | set(host["original_state"]) | set(host["converged"]):
         assert now.get(path) in (host["original_state"].get(path), host["converged"].get(path)), path
     # And the kill came where it was meant to: before any change, halfway, after all of them, or halfway back.
-    expected = {"before-backup": "original", "after-backup": "original", "between-files": "mixed", "after-write": "converged",
-                "before-test": "converged", "after-test-before-commit": "converged", "during-rollback": "mixed"}[step]
+    expected = {"before-backup": "original", "after-copies": "original", "after-backup": "original", "after-staging": "original",
+                "between-files": "mixed", "after-write": "converged", "before-test": "converged", "after-test-before-commit": "converged",
+                "during-rollback": "mixed"}[step]
     found = "original" if now == host["original_state"] else "converged" if now == host["converged"] else "mixed"
     assert found == expected, (step, found)
     # The journal is there, and its copies are the original bytes: nothing can be lost.
@@ -172,7 +182,7 @@ def test_a_run_killed_at_each_step_is_recovered_by_the_next(host, step):
     assert run.returncode == 0, run.stdout + run.stderr
     # Warnings go to stderr.
     assert "would be rolled back first by a run that is not in check mode" in run.stderr, run.stdout + run.stderr
-    assert state(host) == now and journal.exists()
+    assert state(host) == with_staged and journal.exists()
 
     run = play(host, "-v")
     assert run.returncode == 0, run.stdout + run.stderr
