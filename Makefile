@@ -128,8 +128,11 @@ demo: setup ## Run the demo (python -m bench.demo)
 	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" -m bench.demo
 
 # The benchmarks run with .venv; they find the peers' interpreter (sslyze, crossplane) through BENCHMARK_PYTHON.
-benchmark: setup benchmark-venv ## Run the benchmarks (benchmarks/*.py); figures go to BENCHMARKS.md by hand
+# Each writes its own table into BENCHMARKS.md (benchmarks/_report.py) with the date, the machine and the command.
+benchmark: setup benchmark-venv ## Run the benchmarks (benchmarks/*.py); each writes its table into BENCHMARKS.md
 	cd "$(ROOT)" && PYTHONPATH=tests BENCHMARK_PYTHON="$(BENCHMARK_VENV)/bin/python" "$(PY)" benchmarks/verify_endpoints.py
+	cd "$(ROOT)" && PYTHONPATH=tests BENCHMARK_PYTHON="$(BENCHMARK_VENV)/bin/python" "$(PY)" benchmarks/audit_endpoints.py
+	cd "$(ROOT)" && PYTHONPATH=tests BENCHMARK_PYTHON="$(BENCHMARK_VENV)/bin/python" "$(PY)" benchmarks/verify_distance.py
 	cd "$(ROOT)" && PYTHONPATH=tests BENCHMARK_PYTHON="$(BENCHMARK_VENV)/bin/python" "$(PY)" benchmarks/nginx_edit.py
 	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/apache_edit.py
 
