@@ -39,7 +39,8 @@ SANITY_ARGS ?=
 LINT_ARGS ?=
 
 # chromium: the audit test renders the HTML report in it (headless).
-APT_PACKAGES := nginx apache2 openssl shellcheck rsync python3-venv strace chromium
+# openssh-server: the hosts of the namespace fleet (tests/bench/netns.py) run their own sshd.
+APT_PACKAGES := nginx apache2 openssl shellcheck rsync python3-venv strace chromium openssh-server
 
 # For every command below: the venv's tools come first; ansible finds this collection; modules run
 # on localhost with the venv's Python (interpreter discovery picks a broken pyenv shim here).
@@ -56,7 +57,7 @@ RSYNC_EXCLUDES := --exclude=/.git --exclude=/.venv --exclude='/.venv-*' --exclud
 
 .PHONY: help setup os-deps venv benchmark-venv collections ansible-test-seed \
 	test sanity lint docs changelog unit integration demo benchmark benchmark-compare clean distclean \
-	molecule molecule-images benchmark-molecule ee
+	molecule molecule-images benchmark-molecule ee benchmark-fleet
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (each target installs what it needs first)"
@@ -146,6 +147,12 @@ benchmark-compare: setup ## Edit speed against a git revision in the same run: m
 	@[[ -n "$(BASELINE)" ]] || { echo "usage: make benchmark-compare BASELINE=REV (e.g. a06f45c~1)" >&2; exit 1; }
 	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/nginx_edit.py --baseline "$(BASELINE)" $(BENCHMARK_ARGS)
 	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/apache_edit.py --baseline "$(BASELINE)" $(BENCHMARK_ARGS)
+
+# The fleet over SSH in network namespaces (root): converge and idempotent runs at 10-100 hosts against the
+# naive playbook (about 80 min on 2 cores), then what one task costs per host.
+benchmark-fleet: setup ## Time the enable playbook against the how-to by hand over SSH on 10-100 hosts (network namespaces)
+	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/fleet_netns.py $(BENCHMARK_ARGS)
+	cd "$(ROOT)" && PYTHONPATH=tests "$(PY)" benchmarks/fleet_netns.py --hosts 10 --task-cost
 
 # --- Molecule ----------------------------------------------------------------------------------
 # The scenarios run here on podman, from local images that debootstrap builds from Debian's
