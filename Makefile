@@ -57,7 +57,7 @@ RSYNC_EXCLUDES := --exclude=/.git --exclude=/.venv --exclude='/.venv-*' --exclud
 
 .PHONY: help setup os-deps venv benchmark-venv collections ansible-test-seed \
 	test sanity lint docs changelog unit integration demo benchmark benchmark-compare clean distclean \
-	molecule molecule-images benchmark-molecule ee benchmark-fleet
+	molecule molecule-images benchmark-molecule ee benchmark-fleet matrix
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (each target installs what it needs first)"
@@ -122,6 +122,12 @@ unit: venv collections ## pytest tests/unit
 
 integration: os-deps venv collections ## pytest tests/integration (real nginx/apache/openssl on loopback)
 	@PYTHON="$(PY)" scripts/pytest-gate.sh run integration tests/integration $(PYTEST_ARGS)
+
+# The version matrix (issue 15): ansible-core 2.17 to 2.21, each in .venv-matrix/<line>, and the managed-host
+# Pythons 3.8 to 3.13 (pyenv); scripts/matrix.sh says what runs where. MATRIX_ARGS: some jobs, e.g. '2.21 hosts'.
+MATRIX_ARGS ?=
+matrix: os-deps collections ## Version matrix: ansible-core 2.17-2.21, managed-host Python 3.8-3.13 (scripts/matrix.sh)
+	@scripts/matrix.sh $(MATRIX_ARGS)
 
 # --- Tools -------------------------------------------------------------------------------------
 
@@ -197,4 +203,4 @@ clean: ## Remove build and test output (.build, caches); keeps the venvs
 		-o -type d -name __pycache__ -exec rm -rf {} +
 
 distclean: clean ## Also remove .venv/ and .venv-benchmarks/
-	rm -rf "$(VENV)" "$(BENCHMARK_VENV)" "$(ROOT)/.venv-ee"
+	rm -rf "$(VENV)" "$(BENCHMARK_VENV)" "$(ROOT)/.venv-ee" "$(ROOT)/.venv-matrix"

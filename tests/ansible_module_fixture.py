@@ -20,7 +20,7 @@ collections`` links to this repository) on ``sys.path`` and in ANSIBLE_COLLECTIO
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from typing import Callable  # collections.abc.Callable[...] fails at run time on Python 3.8 (managed-host test runs)
 from pathlib import Path
 
 import pytest

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 
 from ._configtext import printable
 from ._lifecycle import EditFailed, Transaction, run_edit
@@ -105,21 +104,24 @@ def cross_check(module, argv: list, env: dict | None, compare, blocking: list | 
         found = ["the sites were not checked against the server's own list: %s would wait on %s, which %s not a regular file" % (
             os.path.basename(argv[0]), ", ".join(blocking), "is" if len(blocking) == 1 else "are")]
     else:
+        # Through the module's run_command (ansible-core 2.21 allows no other way to run a command from module code), under
+        # coreutils' timeout where there is one: exit 124 (or 137 after the KILL) means it did not finish.
+        timer = module.get_bin_path("timeout")
+        command = ([timer, "--kill-after=5", "%d" % timeout] if timer else []) + list(argv)
         try:
-            run = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
-                                 env=dict(os.environ, **(env or {})), stdin=subprocess.DEVNULL, start_new_session=True)
-        except subprocess.TimeoutExpired:
-            found = ["%s did not finish within %d s, so the sites could not be checked against the server's own list" % (
-                " ".join(argv), timeout)]
+            rc, out, err = module.run_command(command, environ_update=env or None, handle_exceptions=False, errors="surrogate_or_replace")
         except OSError as exc:
             found = ["%s could not be run (%s), so the sites could not be checked against the server's own list" % (
                 " ".join(argv), exc.strerror or exc)]
         else:
-            if run.returncode != 0:
+            if timer and rc in (124, 137):
+                found = ["%s did not finish within %d s, so the sites could not be checked against the server's own list" % (
+                    " ".join(argv), timeout)]
+            elif rc != 0:
                 found = ["%s failed (exit %d), so the sites could not be checked against the server's own list: %s" % (
-                    " ".join(argv), run.returncode, (run.stderr or run.stdout).strip()[:500])]
+                    " ".join(argv), rc, (err or out).strip()[:500])]
             else:
-                found = compare(run.stdout)
+                found = compare(out)
     for sentence in found:
         module.warn(sentence)
     return {"command": " ".join(argv), "differences": found}

@@ -15,8 +15,10 @@ bundle of every family; server_info skips the files that do not exist.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import tempfile
 
 from ._detect import parse_defines, parse_envvars, parse_shell_variables
 
@@ -262,9 +264,14 @@ def apache_start(server_root: str, conf_path: str, env: dict, defines: list, rea
 RUNTIME_VARIABLES = ("APACHE_RUN_DIR", "APACHE_LOCK_DIR")
 
 
-def runtime_env(env: dict, scratch: str) -> dict:
+@contextlib.contextmanager
+def runtime_env(env: dict):
     """``env`` for the collection's own read-only apache2 calls (-M, -S, -t), with every runtime folder it names that does
-    not exist replaced by ``scratch`` (a folder the caller makes and removes): a look at the configuration then works
-    where Apache is not running, and creates no system folder."""
-    missing = dict((name, scratch) for name in RUNTIME_VARIABLES if env.get(name) and not os.path.isdir(env[name]))
-    return dict(env, **missing)
+    not exist replaced by a scratch folder, made (root-only) only then and removed afterwards: a look at the
+    configuration then works where Apache is not running, and creates no system folder."""
+    missing = [name for name in RUNTIME_VARIABLES if env.get(name) and not os.path.isdir(env[name])]
+    if not missing:
+        yield dict(env)
+        return
+    with tempfile.TemporaryDirectory(prefix="ocsp-stapling-") as scratch:
+        yield dict(env, **dict((name, scratch) for name in missing))

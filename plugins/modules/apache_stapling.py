@@ -232,8 +232,6 @@ recovered:
       sample: {module: apache_stapling, state: present, links: {}}
 """
 
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._apache import ApacheDialect
@@ -265,8 +263,8 @@ def main() -> None:
                             server_root=params["server_root"], env=params["env"], modules=params["modules"], defines=params["defines"],
                             keep_cache=params["keep_cache"], links=params["links"])
     # The server test is read-only too: it must work where Apache is not running (see runtime_env).
-    with tempfile.TemporaryDirectory(prefix="ocsp-stapling-") as scratch:
-        run_editing_module(module, dialect, params["chains"], params["test_command"], env=runtime_env(params["env"], scratch))
+    with runtime_env(params["env"]) as env:
+        run_editing_module(module, dialect, params["chains"], params["test_command"], env=env)
 
 
 if __name__ == "__main__":

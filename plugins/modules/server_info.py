@@ -380,7 +380,6 @@ bundles:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -471,8 +470,8 @@ def apache_facts(module: AnsibleModule, binary: str) -> dict:
         module.fail_json(msg="%s -V names no configuration file; set apache_conf" % binary)
     server_root = module.params["apache_server_root"] or build["server_root"] or os.path.dirname(conf_path)
     env, defines = apache_start(server_root, conf_path, module.params["apache_env"], module.params["apache_defines"], read_text)
-    with tempfile.TemporaryDirectory(prefix="ocsp-stapling-") as scratch:
-        return _apache_facts(module, binary, version, build, conf_path, server_root, env, defines, runtime_env(env, scratch))
+    with runtime_env(env) as call_env:
+        return _apache_facts(module, binary, version, build, conf_path, server_root, env, defines, call_env)
 
 
 def _apache_facts(module, binary: str, version: str, build: dict, conf_path: str, server_root: str, env: dict, defines: list,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,17 @@ def test_runtime_folders_that_do_not_exist_point_at_the_scratch_folder(tmp_path)
     existing = tmp_path / "lock"
     existing.mkdir()
     env = {"APACHE_RUN_DIR": str(tmp_path / "missing"), "APACHE_LOCK_DIR": str(existing), "APACHE_LOG_DIR": str(tmp_path / "logs")}
-    assert runtime_env(env, "/scratch") == dict(env, APACHE_RUN_DIR="/scratch")
-    assert not (tmp_path / "missing").exists()
-    assert runtime_env({}, "/scratch") == {}
+    with runtime_env(env) as call_env:
+        scratch = call_env["APACHE_RUN_DIR"]
+        assert call_env == dict(env, APACHE_RUN_DIR=scratch) and os.path.isdir(scratch) and scratch != env["APACHE_RUN_DIR"]
+        assert os.stat(scratch).st_mode & 0o077 == 0
+    assert not os.path.exists(scratch) and not (tmp_path / "missing").exists()
+
+
+def test_no_scratch_folder_where_every_runtime_folder_exists(tmp_path, monkeypatch):
+    """Nothing is written when nothing is missing: the modules write only where the collection may."""
+    monkeypatch.setattr("tempfile.mkdtemp", lambda *args, **kwargs: pytest.fail("a scratch folder was made"))
+    with runtime_env({"APACHE_RUN_DIR": str(tmp_path)}) as call_env:
+        assert call_env == {"APACHE_RUN_DIR": str(tmp_path)}
+    with runtime_env({}) as call_env:
+        assert call_env == {}
