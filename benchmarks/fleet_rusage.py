@@ -13,6 +13,7 @@ seconds of the whole tree, its exit status and how many processes outlived it; O
 from __future__ import annotations
 
 import ctypes
+import importlib
 import json
 import os
 import resource
@@ -22,24 +23,19 @@ import sys
 import time
 from pathlib import Path
 
+# The bench's reading of /proc (tests/bench/processes.py) is found from here also when this file runs as a script.
+TESTS = str(Path(__file__).resolve().parents[1] / "tests")
+
 PR_SET_CHILD_SUBREAPER = 36
 
 
 def children() -> set[int]:
     """The pids whose parent is this process (the command's orphans, once it has exited)."""
-    mine = str(os.getpid())
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[1] == mine and fields[0] != "Z":
-            found.add(int(entry.name))
-    return found
+    if TESTS not in sys.path:
+        sys.path.insert(0, TESTS)
+    process_table = importlib.import_module("bench.processes").process_table
+    mine = os.getpid()
+    return {info.pid for info in process_table() if info.ppid == mine and info.state != "Z"}
 
 
 def reap_all(deadline: float) -> None:
