@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from . import Bench
-from .layouts import debian_apache, debian_nginx, write_inventory
+from .layouts import demo_hosts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,11 +41,7 @@ def playbook(inventory: Path, name: str, *extra: str) -> int:
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ocsp-stapling-demo-") as folder, Bench(Path(folder)) as bench:
-        for name in ("nginx", "apache"):
-            (Path(folder) / name).mkdir()
-        nginx = debian_nginx(bench, Path(folder) / "nginx")
-        apache = debian_apache(bench, Path(folder) / "apache")
-        inventory = write_inventory(Path(folder) / "inventory.yml", {"web1": nginx.variables, "web2": apache.variables})
+        nginx, apache, inventory = demo_hosts(bench, Path(folder))
         banner("Test bench on loopback: PKI and OCSP responder (%s)" % bench.responder.url)
         print("  web1: nginx on 127.0.0.1:%d, %s/nginx.conf including conf.d/*.conf and sites-enabled/*" % (nginx.server.port, nginx.folder))
         print("  web2: Apache on 127.0.0.1:%d, %s/apache2.conf with mods-, conf- and sites-enabled symlinks," % (apache.server.port, apache.folder))

@@ -316,3 +316,15 @@ def apache_variables(bench: Bench, server: ApacheServer, root: Path) -> dict:
         # This machine has nginx installed too; the bench host is its Apache only.
         "enable_servers": ["apache"],
     }
+
+
+def demo_hosts(bench: Bench, folder: Path) -> tuple:
+    """(nginx, apache, inventory): the demo's two hosts, web1 a Debian-shaped nginx and web2 a Debian-shaped Apache,
+    each in a folder of its own under ``folder``, and the inventory of both. The demo, the version matrix's main job
+    and the installed-collection test run the main job on them."""
+    for name in ("nginx", "apache"):
+        (folder / name).mkdir()
+    nginx = debian_nginx(bench, folder / "nginx")
+    apache = debian_apache(bench, folder / "apache")
+    inventory = write_inventory(folder / "inventory.yml", {"web1": nginx.variables, "web2": apache.variables})
+    return nginx, apache, inventory

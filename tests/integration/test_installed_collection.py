@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from bench import Bench
-from bench.layouts import debian_apache, debian_nginx, write_inventory
+from bench.layouts import demo_hosts
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -139,11 +139,7 @@ def test_the_main_job_runs_from_the_installed_copy(installed, tmp_path_factory):
     copy = installed / "ansible_collections" / "ocsp" / "stapling"
     env = ansible_env(installed)
     with Bench(project / "bench") as bench:
-        for name in ("nginx", "apache"):
-            (project / name).mkdir()
-        nginx = debian_nginx(bench, project / "nginx")
-        apache = debian_apache(bench, project / "apache")
-        inventory = write_inventory(project / "inventory.yml", {"web1": nginx.variables, "web2": apache.variables})
+        nginx, apache, inventory = demo_hosts(bench, project)
 
         def playbook(name: str) -> subprocess.CompletedProcess:
             return run([str(BIN / "ansible-playbook"), "-vv", "-i", str(inventory), "ocsp.stapling." + name], env, project)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from bench import Bench
-from bench.layouts import debian_apache, debian_nginx, write_inventory
+from bench.layouts import demo_hosts
 
 REPO = Path(__file__).resolve().parents[2]
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
@@ -45,11 +45,7 @@ def playbook(inventory: Path, name: str, *extra: str) -> tuple:
 def main() -> int:
     hosts = {"web1", "web2"}
     with tempfile.TemporaryDirectory(prefix="ocsp-stapling-matrix-") as folder, Bench(Path(folder)) as bench:
-        for name in ("nginx", "apache"):
-            (Path(folder) / name).mkdir()
-        nginx = debian_nginx(bench, Path(folder) / "nginx")
-        apache = debian_apache(bench, Path(folder) / "apache")
-        inventory = write_inventory(Path(folder) / "inventory.yml", {"web1": nginx.variables, "web2": apache.variables})
+        nginx, apache, inventory = demo_hosts(bench, Path(folder))
         steps = [
             ("enable", ("enable.yml", "--diff"), lambda recap: all(recap[host][0] > 0 for host in hosts)),
             ("idempotent rerun", ("enable.yml",), lambda recap: all(recap[host][0] == 0 for host in hosts)),
