@@ -5,6 +5,9 @@
 
 This is the engine behind the ``verify`` module: target parsing, the retry budget
 for cold caches, the deadline of each target, the thread pool and the summary. No Ansible imports.
+The module's options (ARGUMENT_SPEC) and its whole answer (``answer``) are here too, because the
+module runs in two ways: on the host it is delegated to, or inside the controller's Ansible worker
+(plugins/action/verify.py), and both must take the same options and give the same answer.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from ._ocsp import (
     short_name,
     utc_attr,
 )
-from ._ocsp_http import FetchError, HttpStatusError
+from ._ocsp_http import FetchError, HttpStatusError, fetch_ocsp
 from ._tls import handshake, make_context
 
 
@@ -519,6 +522,52 @@ def failure_message(results: list, shown: int = 10) -> str:
     if len(failures) > shown:
         lines.append("and %d more" % (len(failures) - shown))
     return "%d of %d targets do not staple a good, fresh OCSP response: %s" % (len(failures), len(results), "; ".join(lines))
+
+
+# The options of ocsp.stapling.verify in AnsibleModule's terms (its DOCUMENTATION says what each means).
+ARGUMENT_SPEC = dict(
+    targets=dict(type="list", elements="raw"),
+    host=dict(type="str"),
+    port=dict(type="int", default=443),
+    server_name=dict(type="str"),
+    expected_certificates=dict(type="list", elements="str"),
+    concurrency=dict(type="int", default=16),
+    timeout=dict(type="float", default=5),
+    retry_budget=dict(type="float", default=10),
+    retry_delay=dict(type="float", default=0.25),
+    clock_skew=dict(type="int", default=300),
+    max_age=dict(type="int", default=86400),
+    ca_file=dict(type="path"),
+    diagnose=dict(type="bool", default=True),
+    report_only=dict(type="bool", default=False),
+)
+MUTUALLY_EXCLUSIVE = [("targets", "host"), ("targets", "expected_certificates")]
+REQUIRED_ONE_OF = [("targets", "host")]
+
+
+def answer(params: dict) -> dict:
+    """The module's answer for validated ``params``: changed, targets, summary, and failed with msg when a
+    target failed (unless report_only). Bad targets or options raise VerifyError."""
+    if params["targets"] is not None:
+        targets = parse_targets(params["targets"])
+    else:
+        targets = parse_targets([{"host": params["host"], "port": params["port"], "server_name": params["server_name"],
+                                  "expected_certificates": params["expected_certificates"]}])
+    policy = Policy(
+        timeout=params["timeout"],
+        retry_budget=params["retry_budget"],
+        retry_delay=params["retry_delay"],
+        clock_skew=params["clock_skew"],
+        max_age=params["max_age"],
+        extra_issuers=load_extra_issuers(params["ca_file"]),
+        fetch=fetch_ocsp if params["diagnose"] else None,
+    )
+    results = check_targets(targets, policy, params["concurrency"])
+    summary = summarise(results)
+    outcome = dict(changed=False, targets=results, summary=summary)
+    if summary["failed"] and not params["report_only"]:
+        outcome.update(failed=True, msg=failure_message(results))
+    return outcome
 
 
 def _label(result: dict) -> str:

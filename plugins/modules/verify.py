@@ -359,69 +359,23 @@ summary:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import _crypto
-from ansible_collections.ocsp.stapling.plugins.module_utils._ocsp_http import fetch_ocsp
-from ansible_collections.ocsp.stapling.plugins.module_utils._verify import (
-    Policy,
-    VerifyError,
-    check_targets,
-    failure_message,
-    load_extra_issuers,
-    parse_targets,
-    summarise,
-)
+from ansible_collections.ocsp.stapling.plugins.module_utils._verify import ARGUMENT_SPEC, MUTUALLY_EXCLUSIVE, REQUIRED_ONE_OF, VerifyError, answer
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            targets=dict(type="list", elements="raw"),
-            host=dict(type="str"),
-            port=dict(type="int", default=443),
-            server_name=dict(type="str"),
-            expected_certificates=dict(type="list", elements="str"),
-            concurrency=dict(type="int", default=16),
-            timeout=dict(type="float", default=5),
-            retry_budget=dict(type="float", default=10),
-            retry_delay=dict(type="float", default=0.25),
-            clock_skew=dict(type="int", default=300),
-            max_age=dict(type="int", default=86400),
-            ca_file=dict(type="path"),
-            diagnose=dict(type="bool", default=True),
-            report_only=dict(type="bool", default=False),
-        ),
-        mutually_exclusive=[("targets", "host"), ("targets", "expected_certificates")],
-        required_one_of=[("targets", "host")],
-        supports_check_mode=True,
-    )
+    # Delegated to the controller, the action plugin (plugins/action/verify.py) usually gives the same answer without running this.
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE, required_one_of=REQUIRED_ONE_OF,
+                           supports_check_mode=True)
     if not _crypto.HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=_crypto.CRYPTOGRAPHY_IMPORT_ERROR)
     if not _crypto.HAS_PYOPENSSL:
         module.fail_json(msg=missing_required_lib("pyOpenSSL"), exception=_crypto.PYOPENSSL_IMPORT_ERROR)
-
-    params = module.params
     try:
-        if params["targets"] is not None:
-            targets = parse_targets(params["targets"])
-        else:
-            targets = parse_targets([{"host": params["host"], "port": params["port"], "server_name": params["server_name"],
-                                      "expected_certificates": params["expected_certificates"]}])
-        policy = Policy(
-            timeout=params["timeout"],
-            retry_budget=params["retry_budget"],
-            retry_delay=params["retry_delay"],
-            clock_skew=params["clock_skew"],
-            max_age=params["max_age"],
-            extra_issuers=load_extra_issuers(params["ca_file"]),
-            fetch=fetch_ocsp if params["diagnose"] else None,
-        )
-        results = check_targets(targets, policy, params["concurrency"])
+        outcome = answer(module.params)
     except VerifyError as exc:
         module.fail_json(msg=str(exc))
-
-    summary = summarise(results)
-    outcome = dict(changed=False, targets=results, summary=summary)
-    if summary["failed"] and not params["report_only"]:
-        module.fail_json(msg=failure_message(results), **outcome)
+    if outcome.pop("failed", False):
+        module.fail_json(**outcome)
     module.exit_json(**outcome)
 
 

@@ -58,11 +58,25 @@ class HostPythonAction(NormalAction):
         host (ansible_python_interpreter, ANSIBLE_PYTHON_INTERPRETER, interpreter_python), or discovered before."""
         if self._discovered_interpreter:
             return str(self._discovered_interpreter)
-        host_vars = task_vars
-        if self._task.delegate_to:
-            host_vars = task_vars.get("ansible_delegated_vars", {}).get(self._task.delegate_to, task_vars)
-        configured = C.config.get_config_value("INTERPRETER_PYTHON", variables=host_vars)
-        if configured and not str(configured).startswith("auto"):
-            return str(self._templar.template(configured))
+        host_vars = task_host_vars(self._task, task_vars)
+        configured = configured_interpreter(self._templar, host_vars)
+        if configured:
+            return configured
         discovered = host_vars.get("ansible_facts", {}).get("discovered_interpreter_python")
         return str(discovered) if discovered else None
+
+
+def task_host_vars(task, task_vars: dict) -> dict:
+    """The variables of the host the task runs on: the one it is delegated to, if any."""
+    if task.delegate_to:
+        return task_vars.get("ansible_delegated_vars", {}).get(task.delegate_to, task_vars)
+    return task_vars
+
+
+def configured_interpreter(templar, host_vars: dict) -> str | None:
+    """The Python set for the host (ansible_python_interpreter, ANSIBLE_PYTHON_INTERPRETER, interpreter_python),
+    or None when ansible-core is left to discover it (auto, auto_silent, ...)."""
+    configured = C.config.get_config_value("INTERPRETER_PYTHON", variables=host_vars)
+    if configured and not str(configured).startswith("auto"):
+        return str(templar.template(configured))
+    return None

@@ -193,18 +193,82 @@ def test_bad_arguments_fail_with_a_clear_message(run_module):
     assert result["failed"] and "ca_file /nonexistent/ca.pem cannot be read" in result["msg"]
 
 
-def run_adhoc(args: dict, *extra: str) -> tuple[int, dict]:
-    """The ansible CLI, for what run_module cannot do: check mode (pytest-ansible's check-mode flag does nothing)."""
+def run_adhoc(args: dict, *extra: str, output: list | None = None) -> tuple[int, dict]:
+    """The ansible CLI, for what run_module cannot do: check mode (pytest-ansible's check-mode flag does nothing).
+    ``output`` gets the whole standard output."""
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="oneline", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     env.setdefault("ANSIBLE_PYTHON_INTERPRETER", sys.executable)
     completed = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-m", "ocsp.stapling.verify", "-a", json.dumps(args), *extra],
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )
+    if output is not None:
+        output.append(completed.stdout)
     # "localhost | SUCCESS => {...}", on one line or several depending on the outcome.
     start = completed.stdout.index("localhost |")
     text = completed.stdout[completed.stdout.index("=>", start) + 2:].lstrip()
     return completed.returncode, json.JSONDecoder().raw_decode(text)[0]
+
+
+# What does not depend on when the check ran.
+STABLE = ("host", "port", "server_name", "ok", "stapled", "cert_status", "certificate_matches", "signer", "signer_kind", "fresh")
+
+
+def test_on_the_controller_the_worker_gives_the_module_answer(stack):
+    """Delegated to the controller, the action plugin answers in Ansible's worker; with a Python chosen for the
+    host, the module runs. Same options, same answer (plugins/action/verify.py)."""
+    nginx, apache = stack["nginx"], stack["apache"]
+    args = {"targets": [target(nginx, "good.test"), target(nginx, "nostaple.test"), target(apache, "good.test")],
+            "report_only": True, **FAST}
+    here_output, module_output = [], []
+    returncode, here = run_adhoc(args, "-vvv", output=here_output)
+    assert returncode == 0
+    assert "AnsiballZ_verify" not in here_output[0] and "EXEC" not in here_output[0]
+    # The same virtual environment under another name: a Python set for the host, so the module runs in it.
+    other_python = os.path.join(os.path.dirname(sys.executable), "python3.%d" % sys.version_info[1])
+    assert os.path.abspath(other_python) != os.path.abspath(sys.executable)
+    returncode, module = run_adhoc(args, "-vvv", "-e", "ansible_python_interpreter=" + other_python, output=module_output)
+    assert returncode == 0 and "AnsiballZ_verify" in module_output[0]
+    assert [{key: t[key] for key in STABLE} for t in here["targets"]] == [{key: t[key] for key in STABLE} for t in module["targets"]]
+    assert here["summary"] == module["summary"] and here["changed"] is module["changed"] is False
+    assert here["invocation"]["module_args"] == module["invocation"]["module_args"]
+    # A failure, and bad input, read the same both ways.
+    failing = {"targets": [target(nginx, "nostaple.test")], **FAST}
+    returncode, here = run_adhoc(failing)
+    assert returncode != 0 and here["msg"].startswith("1 of 1 targets do not staple a good, fresh OCSP response: 127.0.0.1:")
+    returncode, module = run_adhoc(failing, "-e", "ansible_python_interpreter=" + other_python)
+    assert returncode != 0 and module["msg"] == here["msg"]
+    for bad in ({"targets": [{"host": "127.0.0.1", "port": "https"}]}, {"host": "127.0.0.1", "concurrency": 0}, {"port": 443}):
+        returncode, here = run_adhoc(bad)
+        returncode_module, module = run_adhoc(bad, "-e", "ansible_python_interpreter=" + other_python)
+        assert returncode != 0 and returncode_module != 0
+        assert here["msg"] == module["msg"], bad
+
+
+def test_the_task_environment_reaches_the_check_in_the_worker(stack, tmp_path):
+    """environment: on the task (an OCSP proxy, say) is what the module would see: a dead proxy makes the
+    diagnosis of the missing staple fail to reach the responder."""
+    nginx = stack["nginx"]
+    dead_proxy = "http://127.0.0.1:%d" % free_port()
+    playbook = tmp_path / "env.yml"
+    playbook.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"ocsp.stapling.verify": {"targets": [target(nginx, "nostaple.test")], "report_only": True, **FAST},
+                   "environment": {"http_proxy": dead_proxy, "no_proxy": ""}, "register": "checked"},
+                  {"ansible.builtin.copy": {"content": "{{ checked | to_json }}", "dest": str(tmp_path / "checked.json"), "mode": "0600"}}],
+    }]), encoding="utf-8")
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_PYTHON_INTERPRETER", sys.executable)
+    completed = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                                str(playbook)], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    reason = json.loads((tmp_path / "checked.json").read_text(encoding="utf-8"))["targets"][0]["reason"]
+    returncode, plain = run_adhoc({"targets": [target(nginx, "nostaple.test")], "report_only": True, **FAST})
+    assert returncode == 0
+    assert reason != plain["targets"][0]["reason"], (reason, plain["targets"][0]["reason"])
+    # Through the dead proxy the responder cannot be asked; without it, it can.
+    assert "cannot be reached from here (connection refused)" in reason, reason
+    assert "cannot be reached" not in plain["targets"][0]["reason"], plain["targets"][0]["reason"]
 
 
 def test_check_mode_runs_the_real_check(stack):
