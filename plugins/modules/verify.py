@@ -182,6 +182,11 @@ notes:
     whose signature is checked against the issuer found in the served chain or O(ca_file).
   - Scanners that make one handshake (sslyze, testssl.sh) report "not stapled" right after an nginx
     reload; the retry budget is what avoids that false negative.
+  - Delegated to the controller (C(delegate_to=localhost), a local connection, no C(become), no C(async), and no
+    other Python set for that host), the check runs inside Ansible's own worker process, through this module's action
+    plugin, with the same options and the same answer; it then needs C(pyOpenSSL) in the Python that runs Ansible.
+    This spares a new Python and the import of the TLS libraries for every host. Anywhere else the module runs as
+    usual on the host it is delegated to.
 seealso:
   - name: RFC 6960 (OCSP)
     description: The Online Certificate Status Protocol.

@@ -362,7 +362,7 @@ def failed_verification(run: subprocess.CompletedProcess) -> str:
     output = run.stdout + run.stderr
     assert run.returncode != 0, output
     assert re.search(r"^web1\s+: ok=\d+\s+changed=[1-9]\d*\s+unreachable=0\s+failed=1", run.stdout, re.MULTILINE), output
-    marker = "TASK [ocsp.stapling.preflight : Fail when a changed site does not staple"
+    marker = "TASK [ocsp.stapling.preflight : Show the verification, and fail when a changed site does not staple"
     assert marker in run.stdout, output
     failed = run.stdout[run.stdout.index(marker):]
     assert "fatal: [web1]" in failed, output

@@ -17,7 +17,7 @@ HERE = dict(transport="local", become=False, async_seconds=0, interpreter=None, 
 
 def test_delegated_to_the_controller_it_runs_in_the_worker():
     assert runs_here(**HERE)
-    assert runs_here(**dict(HERE, interpreter=sys.executable))
+    assert runs_here(**{**HERE, "interpreter": sys.executable})
 
 
 @pytest.mark.parametrize("change", [
@@ -29,4 +29,4 @@ def test_delegated_to_the_controller_it_runs_in_the_worker():
     {"has_libraries": False},        # the module may be given a Python that has pyOpenSSL
 ])
 def test_anything_else_runs_the_module(change):
-    assert not runs_here(**dict(HERE, **change))
+    assert not runs_here(**{**HERE, **change})
