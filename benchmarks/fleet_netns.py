@@ -165,12 +165,21 @@ def measure(size: int, rtt_ms: float, forks: int, order: list, scratch: Path) ->
 
 
 # What one task costs Ansible per host, by kind: the unit of any saving from cutting the role's tasks.
+# The same Python as Ansible's under another name: verify then runs as a module (plugins/action/verify.py).
+VERIFY_MODULE_PYTHON = str(Path(sys.executable).with_name("python3.%d" % sys.version_info[1]))
 PROBES = {
     "set_fact (controller only)": "ansible.builtin.set_fact:\n        probe_{n}: \"{{{{ inventory_hostname }}}}\"",
     "skipped (when: false)": "ansible.builtin.debug:\n        msg: never\n      when: false",
     "module on the host (ping)": "ansible.builtin.ping:",
     "module delegated to the controller": "ansible.builtin.command:\n        argv: [\"true\"]\n      delegate_to: localhost\n"
                                           "      changed_when: false",
+    # The roles' verification step, both ways (plugins/action/verify.py): one target that refuses at once, so
+    # that the figure is what Ansible and the Python around the check cost.
+    "verify delegated to the controller, in the worker": "ocsp.stapling.verify:\n        host: 127.0.0.1\n        port: 9\n"
+                                                         "        report_only: true\n      delegate_to: localhost",
+    "verify delegated to the controller, as a module": "ocsp.stapling.verify:\n        host: 127.0.0.1\n        port: 9\n"
+                                                       "        report_only: true\n      delegate_to: localhost\n"
+                                                       "      vars:\n        ansible_python_interpreter: " + VERIFY_MODULE_PYTHON,
 }
 PROBE_TASKS = 10
 
