@@ -252,6 +252,19 @@ def markdown(results: list, rtt_ms: float, forks: int) -> str:
             ", ".join("%.2fx" % ratio for ratio in idem_naive), "met" if max(idem_naive) <= 0.5 else "not met",
             ", ".join("%.2fx" % ratio for ratio in idem_own)),
     ]
+    # What limited each run: the controller and every host share this machine's cores, so a run whose CPU
+    # (controller's and hosts') fills the cores for most of its wall time was bound by the CPU, not the network.
+    cores = os.cpu_count() or 1
+    busy = []
+    for result in results:
+        for side in SIDES:
+            for run in RUNS:
+                figures = result["figures"][side][run]
+                busy.append("%d %s %s %.0f %%" % (result["hosts"], side, run,
+                                                  100 * (figures["cpu"] + figures["host_cpu"]) / (figures["wall"] * cores)))
+    text.append("- What limited the runs: controller and host CPU together, as a share of the wall time x %d cores (near "
+                "100 %%: bound by this machine's CPU, which the hosts share; well below: waiting on the network or a "
+                "server): %s." % (cores, "; ".join(busy)))
     return "\n".join(text) + "\n"
 
 
