@@ -282,6 +282,11 @@ def fetch_ocsp(url: str, request: bytes, timeout: float, tls: ssl.SSLContext | N
         if len(body) > MAX_BODY:
             raise TooLargeError(MAX_BODY)
         return body
+    except ConnectionRefusedError:
+        if proxy is None:
+            raise
+        # The refusal came from the proxy, not the responder: say which, or the operator looks at the wrong machine.
+        raise FetchError("%s:%d, the proxy that %s_proxy names, refuses the connection" % (proxy[0], proxy[1], parts.scheme)) from None
     except http.client.RemoteDisconnected:
         raise FetchError("closes the connection without an answer", reachable=True) from None
     except http.client.IncompleteRead:

@@ -267,7 +267,7 @@ def test_the_task_environment_reaches_the_check_in_the_worker(stack, tmp_path):
     assert returncode == 0
     assert reason != plain["targets"][0]["reason"], (reason, plain["targets"][0]["reason"])
     # Through the dead proxy the responder cannot be asked; without it, it can.
-    assert "cannot be reached from here (connection refused)" in reason, reason
+    assert "the proxy that http_proxy names, refuses the connection" in reason, reason
     assert "cannot be reached" not in plain["targets"][0]["reason"], plain["targets"][0]["reason"]
 
 

@@ -290,6 +290,21 @@ def test_the_proxy_environment_is_honoured(server, monkeypatch):
     assert proxy.connections == 1 and direct.requests[0].startswith(b"POST /ocsp HTTP/1.1")
 
 
+def test_a_proxy_that_refuses_is_named_not_the_responder(pki, monkeypatch):
+    # A port nothing listens on: the proxy the environment names is down, the responder may be fine.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:%d" % port)
+    verdict = ask(pki, "http://ocsp.example.invalid:8080/", 2.0)
+    assert verdict["reason"] == ("its responder http://ocsp.example.invalid:8080/ cannot be asked from here: "
+                                 "127.0.0.1:%d, the proxy that http_proxy names, refuses the connection" % port), verdict["reason"]
+    # Without the proxy, the same refusal is the responder's own.
+    monkeypatch.delenv("http_proxy")
+    verdict = ask(pki, "http://127.0.0.1:%d/" % port, 2.0)
+    assert "(connection refused): nothing listens there, it is down" in verdict["reason"], verdict["reason"]
+
+
 def test_urls_that_are_not_http_are_not_fetched(pki):
     for url in ("file:///etc/passwd", "ftp://127.0.0.1/", "http://127.0.0.1:notaport/"):
         verdict = ask(pki, url, 1.0)
