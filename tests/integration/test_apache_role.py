@@ -18,6 +18,7 @@ import pytest
 from bench import Bench
 from bench.client import handshake_until
 from bench.layouts import debian_apache, debian_nginx, snapshot, write_inventory
+from bench.playbook_output import host_recap, module_calls, verified_in_the_worker
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "enable.yml"
@@ -39,22 +40,6 @@ def play(inventory: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
-def recap(output: str, name: str = "web2") -> dict:
-    match = re.search(r"^%s\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)" % name, output, re.MULTILINE)
-    assert match, output
-    return {"ok": int(match.group(1)), "changed": int(match.group(2)), "failed": int(match.group(3))}
-
-
-def module_calls(output: str) -> list:
-    """The modules run, in order, from the transfers that ansible-playbook -vvv logs (one per module call)."""
-    return re.findall(r"PUT .*?/AnsiballZ_(\w+)\.py", output)
-
-
-def verified_in_the_worker(output: str) -> bool:
-    """verify ran, on the controller, inside Ansible's worker (plugins/action/verify.py): its table is there, no module of it."""
-    return "good, fresh staple" in output and "AnsiballZ_verify" not in output
-
-
 def test_0_server_info_agrees_with_apachectl_dump(host, run_module):
     """The collection's view of the virtual hosts is Apache's own (`apache2 -S`)."""
     folder, server = host["folder"], host["server"]
@@ -72,7 +57,7 @@ def test_0_server_info_agrees_with_apachectl_dump(host, run_module):
 def test_1_check_mode_changes_no_byte(host):
     run = play(host["inventory"], "--check", "--diff")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert recap(run.stdout)["changed"] > 0
+    assert host_recap(run.stdout, "web2")["changed"] > 0
     assert "SSLUseStapling on" in run.stdout
     assert "+++ after: %s/" % (host["root"] / "chains") in run.stdout and "+-----BEGIN CERTIFICATE-----" in run.stdout
     assert snapshot(host["folder"]) == host["original"]
@@ -82,7 +67,7 @@ def test_1_check_mode_changes_no_byte(host):
 def test_2_converge_staples_and_verifies(host):
     run = play(host["inventory"], "--diff", "-vvv")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert recap(run.stdout)["changed"] > 0
+    assert host_recap(run.stdout, "web2")["changed"] > 0
     # One call reads the host (nginx runs on this machine too), one edits it, chain files included, one reloads.
     assert module_calls(run.stdout) == ["server_info", "apache_stapling", "command"], module_calls(run.stdout)
     assert verified_in_the_worker(run.stdout), run.stdout[-3000:]
@@ -116,7 +101,7 @@ def test_3_second_run_changes_nothing(host):
     chains = {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in (host["root"] / "chains").iterdir()}
     run = play(host["inventory"], "-vvv")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert recap(run.stdout)["changed"] == 0
+    assert host_recap(run.stdout, "web2")["changed"] == 0
     assert module_calls(run.stdout) == ["server_info", "apache_stapling"], module_calls(run.stdout)
     assert verified_in_the_worker(run.stdout), run.stdout[-3000:]
     assert {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in (host["root"] / "chains").iterdir()} == chains
@@ -158,7 +143,7 @@ def test_5_state_absent_returns_the_original_bytes(host):
     shake = handshake_until(host["server"].port, "good.test", lambda shake: shake.subject is not None)
     assert shake.subject == "CN = good.test" and not shake.stapled, shake.output
     run = play(host["inventory"], "-e", "apache_stapling_state=absent")
-    assert recap(run.stdout)["changed"] == 0
+    assert host_recap(run.stdout, "web2")["changed"] == 0
 
 
 def test_6_old_apache_is_refused_with_both_versions(host, tmp_path):
@@ -187,7 +172,7 @@ def test_7_enable_on_a_host_with_both_servers_handles_both(tmp_path_factory):
         tables = re.findall(r"127\.0\.0\.1:(\d+) \((good|shop)\.test\)\s+ok\s+good", run.stdout)
         assert {(int(port), name) for port, name in tables} == {
             (nginx.server.port, "good"), (nginx.server.port, "shop"), (apache.server.port, "good"), (apache.server.port, "shop")}
-        assert recap(play(inventory).stdout, "web3")["changed"] == 0
+        assert host_recap(play(inventory).stdout, "web3")["changed"] == 0
 
 
 # A Gentoo-shaped tree (modules and the default TLS vhost switched on by -D flags, as /etc/conf.d/apache2's

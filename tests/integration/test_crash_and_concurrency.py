@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from bench import Bench, handshake_until
 from bench.layouts import debian_apache, debian_nginx, snapshot, write_inventory
+from bench.playbook_output import host_recap
 
 from ansible_collections.ocsp.stapling.plugins.module_utils._txn import JOURNAL_NAME, KILL_AT_VARIABLE, KILL_STEPS, TEMPORARY_PREFIX, read_journal
 
@@ -47,12 +48,6 @@ def play(host: dict, *extra: str, kill_at: str | None = None) -> subprocess.Comp
 
 def command(host: dict, *extra: str) -> list:
     return [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(host["inventory"]), str(PLAYBOOK), *extra]
-
-
-def recap(host: dict, output: str) -> dict:
-    match = re.search(r"^%s\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)" % host["name"], output, re.MULTILINE)
-    assert match, output
-    return {"ok": int(match.group(1)), "changed": int(match.group(2)), "failed": int(match.group(3))}
 
 
 def state(host: dict) -> dict:
@@ -194,7 +189,7 @@ def test_a_run_killed_at_each_step_is_recovered_by_the_next(host, step):
 
     run = play(host)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert recap(host, run.stdout)["changed"] == 0
+    assert host_recap(run.stdout, host["name"])["changed"] == 0
 
 
 def test_two_runs_at_once_serialise_on_the_host_lock(host):
@@ -205,7 +200,7 @@ def test_two_runs_at_once_serialise_on_the_host_lock(host):
     outputs = [run.communicate(timeout=300) for run in runs]
     for run, (out, err) in zip(runs, outputs):
         assert run.returncode == 0, out + err
-    changed = sorted(recap(host, out)["changed"] for out, _err in outputs)
+    changed = sorted(host_recap(out, host["name"])["changed"] for out, _err in outputs)
     # The one that got the lock second planned from what the first had committed: nothing left to do.
     assert changed[0] == 0 and changed[1] > 0, changed
     # One transaction only: one backup folder, and no journal left.

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from bench import Bench
 from bench.layouts import DEFAULT_SITE, debian_nginx, snapshot, write_inventory
+from bench.playbook_output import host_recap, module_calls, verified_in_the_worker
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "enable.yml"
@@ -36,26 +37,10 @@ def play(host, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
-def recap(output: str) -> dict:
-    match = re.search(r"^web1\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", output, re.MULTILINE)
-    assert match, output
-    return {"ok": int(match.group(1)), "changed": int(match.group(2)), "failed": int(match.group(3))}
-
-
-def module_calls(output: str) -> list:
-    """The modules run, in order, from the transfers that ansible-playbook -vvv logs (one per module call)."""
-    return re.findall(r"PUT .*?/AnsiballZ_(\w+)\.py", output)
-
-
-def verified_in_the_worker(output: str) -> bool:
-    """verify ran, on the controller, inside Ansible's worker (plugins/action/verify.py): its table is there, no module of it."""
-    return "good, fresh staple" in output and "AnsiballZ_verify" not in output
-
-
 def test_1_check_mode_changes_no_byte(host):
     run = play(host, "--check", "--diff")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert recap(run.stdout)["changed"] > 0
+    assert host_recap(run.stdout, "web1")["changed"] > 0
     assert "+\tssl_stapling on; # ocsp.stapling" in run.stdout
     # The chain files are in the diff, and not written.
     assert "+++ after: %s/" % (host["root"] / "chains") in run.stdout and "+-----BEGIN CERTIFICATE-----" in run.stdout
@@ -66,7 +51,7 @@ def test_1_check_mode_changes_no_byte(host):
 def test_2_converge_staples_and_verifies(host):
     run = play(host, "--diff", "-vvv")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert recap(run.stdout)["changed"] > 0
+    assert host_recap(run.stdout, "web1")["changed"] > 0
     # One call reads the host, one edits it (chain files included), one reloads; verify runs on the controller, in Ansible's worker.
     assert module_calls(run.stdout) == ["server_info", "nginx_stapling", "command"], module_calls(run.stdout)
     assert verified_in_the_worker(run.stdout), run.stdout[-3000:]
@@ -98,7 +83,7 @@ def test_3_second_run_changes_nothing(host):
     chains = {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in (host["root"] / "chains").iterdir()}
     run = play(host, "-vvv")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert recap(run.stdout)["changed"] == 0
+    assert host_recap(run.stdout, "web1")["changed"] == 0
     assert module_calls(run.stdout) == ["server_info", "nginx_stapling"], module_calls(run.stdout)
     assert verified_in_the_worker(run.stdout), run.stdout[-3000:]
     # No chain file was written again.
@@ -146,7 +131,7 @@ def test_5_state_absent_returns_the_original_bytes(host):
     assert snapshot(host["folder"]) == host["original"]
     assert not any((host["root"] / "chains").iterdir())
     run = play(host, "-e", "nginx_stapling_state=absent")
-    assert recap(run.stdout)["changed"] == 0
+    assert host_recap(run.stdout, "web1")["changed"] == 0
 
 
 def test_6_old_nginx_is_refused_with_both_versions(host, tmp_path):
